@@ -1,0 +1,25 @@
+"""Forward models with priors. ``simulators.get(name, **options)``, ``simulators.names()``."""
+
+from simulators.arm import Arm
+from simulators.color_mnist import ColorMNIST
+from simulators.gaussian_mixture import GaussianMixture
+from simulators.protocol import Simulator, check_observation, check_theta
+from simulators.registry import UnknownSimulatorError, get, names, options, register
+
+register("arm", Arm)
+register("gaussian-mixture", GaussianMixture)
+register("color-mnist", ColorMNIST)
+
+__all__ = [
+    "Arm",
+    "ColorMNIST",
+    "GaussianMixture",
+    "Simulator",
+    "UnknownSimulatorError",
+    "check_observation",
+    "check_theta",
+    "get",
+    "names",
+    "options",
+    "register",
+]

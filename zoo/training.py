@@ -1,0 +1,269 @@
+"""One generic training loop shared by every trainable thing in zoo (priors, subjects, posterior estimators).
+
+The loop knows nothing about the model: it draws a batch, asks a loss function for a dict of named terms
+(``"loss"`` is the one optimized), steps the optimizer, and takes care of the parts every method needs —
+learning-rate schedule, gradient clipping, a progress bar with the loss terms, validation with early stopping,
+checkpoints that a run can resume from, and a clear stop when the loss diverges.
+
+It lives in ``zoo/`` (the lowest model layer) so that ``zoo`` can train its shipped models and ``inference``
+its estimators with the same code, without ``zoo`` importing ``inference``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+LossFn = Callable[[Any, int], Mapping[str, torch.Tensor]]
+BatchFn = Callable[[int], Any]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the model holds the last good weights."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of the generic loop.
+
+    Attributes:
+        steps: number of optimizer steps.
+        lr: Adam learning rate.
+        betas: Adam betas.
+        weight_decay: Adam (L2) weight decay.
+        schedule: ``"constant"``, ``"cosine"`` (to 1% of ``lr``) or ``"step"`` (x0.1 at 50% and 80%).
+        warmup: linear learning-rate warm-up steps.
+        grad_clip: maximum global gradient norm (``None`` disables clipping).
+        val_every: evaluate the validation loss every this many steps (0 disables validation).
+        patience: stop after this many validations without improvement (0 disables early stopping);
+            the best weights are restored at the end.
+        checkpoint_every: write a checkpoint every this many steps (needs ``checkpoint_dir``).
+    """
+
+    steps: int = 1000
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    warmup: int = 0
+    grad_clip: float | None = 10.0
+    val_every: int = 0
+    patience: int = 0
+    checkpoint_every: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if self.schedule not in ("constant", "cosine", "step"):
+            raise ValueError(f"schedule must be 'constant', 'cosine' or 'step', got {self.schedule!r}")
+
+
+@dataclass
+class TrainHistory:
+    """What a run did: per-step training terms (averaged per logging window) and validation losses."""
+
+    steps: list[int] = field(default_factory=list)
+    train: list[dict[str, float]] = field(default_factory=list)
+    val_steps: list[int] = field(default_factory=list)
+    val: list[float] = field(default_factory=list)
+    best_val: float = math.inf
+    best_step: int = -1
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """The multiplier of ``config.lr`` at ``step`` (warm-up, then the schedule)."""
+    if config.warmup and step < config.warmup:
+        return (step + 1) / config.warmup
+    frac = step / max(config.steps, 1)
+    if config.schedule == "cosine":
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac))
+    if config.schedule == "step":
+        return 1.0 if frac < 0.5 else (0.1 if frac < 0.8 else 0.01)
+    return 1.0
+
+
+def train(
+    model: torch.nn.Module,
+    loss_fn: LossFn,
+    batches: BatchFn,
+    *,
+    config: TrainConfig = TrainConfig(),
+    val_loss: Callable[[], float] | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    desc: str = "training",
+    log_every: int = 50,
+    params: list[torch.nn.Parameter] | None = None,
+) -> TrainHistory:
+    """Train ``model`` by minimizing ``loss_fn(batches(step), step)["loss"]``.
+
+    Arguments:
+        model: the module whose parameters are optimized (and checkpointed).
+        loss_fn: maps ``(batch, step)`` to a dict of scalar terms; ``"loss"`` is minimized, all are logged.
+        batches: maps a step index to a batch (fresh simulations, or a slice of a fixed table).
+        config: optimizer, schedule, clipping, validation and checkpoint settings.
+        val_loss: called without arguments under ``torch.no_grad()``; returns the validation loss.
+        checkpoint_dir: where checkpoints go (``checkpoint.safetensors`` + ``checkpoint.json``).
+        resume: continue from the checkpoint in ``checkpoint_dir`` if there is one.
+        progress: show a tqdm bar with the loss terms.
+        params: parameters to optimize (default: all of ``model``'s).
+
+    Returns:
+        The run's :class:`TrainHistory`. On return the model holds the best validation weights (or the last
+        weights when there is no validation).
+
+    Raises:
+        TrainingDiverged: the loss became non-finite; the model is restored to the last good weights and, with a
+            ``checkpoint_dir``, that state is on disk.
+    """
+    params = list(model.parameters()) if params is None else params
+    opt = torch.optim.Adam(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    history = TrainHistory()
+    start = 0
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if resume and ckpt is not None and (ckpt / "checkpoint.json").exists():
+        start, history = _load_checkpoint(ckpt, model, opt)
+
+    best_state: dict[str, torch.Tensor] | None = None
+    if history.best_step >= 0 and ckpt is not None and (ckpt / "best.safetensors").exists():
+        best_state = load_file(str(ckpt / "best.safetensors"))
+    last_good = _clone_state(model)
+    bad_vals = 0
+    window: dict[str, float] = {}
+    n_window = 0
+    t0 = time.perf_counter()
+    bar = tqdm(range(start, config.steps), desc=desc, disable=not progress, initial=start, total=config.steps)
+    model.train()
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = config.lr * lr_factor(step, config)
+        terms = loss_fn(batches(step), step)
+        loss = terms["loss"]
+        if not torch.isfinite(loss):
+            model.load_state_dict(last_good)
+            where = ""
+            if ckpt is not None:
+                _save_checkpoint(ckpt, model, opt, step, history)
+                where = f"; last good weights saved in {ckpt}"
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at step {step}{where}; lower the learning rate (lr={config.lr}) "
+                "or tighten gradient clipping"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        opt.step()
+        if step % 10 == 0:
+            last_good = _clone_state(model)
+
+        for k, v in terms.items():
+            window[k] = window.get(k, 0.0) + float(v.detach())
+        n_window += 1
+        if (step + 1) % log_every == 0 or step + 1 == config.steps:
+            mean = {k: v / n_window for k, v in window.items()}
+            history.steps.append(step + 1)
+            history.train.append(mean)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in mean.items()})
+            window, n_window = {}, 0
+
+        if val_loss is not None and config.val_every and (step + 1) % config.val_every == 0:
+            model.eval()
+            with torch.no_grad():
+                v = float(val_loss())
+            model.train()
+            history.val_steps.append(step + 1)
+            history.val.append(v)
+            if v < history.best_val:
+                history.best_val, history.best_step, bad_vals = v, step + 1, 0
+                best_state = _clone_state(model)
+                if ckpt is not None:
+                    ckpt.mkdir(parents=True, exist_ok=True)
+                    save_file(best_state, str(ckpt / "best.safetensors"))
+            else:
+                bad_vals += 1
+                if config.patience and bad_vals >= config.patience:
+                    history.stopped_early = True
+                    if ckpt is not None:
+                        _save_checkpoint(ckpt, model, opt, step + 1, history)
+                    break
+        if ckpt is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
+            _save_checkpoint(ckpt, model, opt, step + 1, history)
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    history.seconds += time.perf_counter() - t0
+    if ckpt is not None:
+        _save_checkpoint(ckpt, model, opt, config.steps if not history.stopped_early else step + 1, history)
+    return history
+
+
+def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+
+
+def _save_checkpoint(ckpt: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int, history) -> None:
+    """Write model weights (safetensors), optimizer state (tensors only) and progress, each atomically."""
+    ckpt.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt / "checkpoint.safetensors.partial"
+    save_file(_clone_state(model), str(tmp))
+    os.replace(tmp, ckpt / "checkpoint.safetensors")
+    opt_tensors, opt_meta = _flatten_optimizer(opt)
+    tmp = ckpt / "optimizer.safetensors.partial"
+    save_file(opt_tensors, str(tmp))
+    os.replace(tmp, ckpt / "optimizer.safetensors")
+    meta = {"step": step, "history": history.to_json(), "optimizer": opt_meta}
+    tmp = ckpt / "checkpoint.json.partial"
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, ckpt / "checkpoint.json")
+
+
+def _load_checkpoint(ckpt: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, TrainHistory]:
+    meta = json.loads((ckpt / "checkpoint.json").read_text())
+    model.load_state_dict(load_file(str(ckpt / "checkpoint.safetensors")))
+    _restore_optimizer(opt, load_file(str(ckpt / "optimizer.safetensors")), meta["optimizer"])
+    h = meta["history"]
+    return int(meta["step"]), TrainHistory(**h)
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, float]] = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor) and v.ndim > 0:
+                tensors[f"{pid}.{k}"] = v.detach().contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[k] = float(v)
+    return tensors, {"scalars": scalars}
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    sd = opt.state_dict()
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    for pid, st in meta["scalars"].items():
+        for k, v in st.items():
+            state.setdefault(int(pid), {})[k] = torch.tensor(v)
+    sd["state"] = state
+    opt.load_state_dict(sd)

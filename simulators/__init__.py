@@ -5,6 +5,7 @@ from simulators.color_mnist import ColorMNIST
 from simulators.gaussian_mixture import GaussianMixture
 from simulators.protocol import Simulator, check_observation, check_theta
 from simulators.registry import UnknownSimulatorError, get, names, options, register
+from simulators.sampling import sample_prior
 
 register("arm", Arm)
 register("gaussian-mixture", GaussianMixture)
@@ -22,4 +23,5 @@ __all__ = [
     "names",
     "options",
     "register",
+    "sample_prior",
 ]

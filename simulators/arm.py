@@ -152,9 +152,13 @@ class Arm:
         x2 = sigma[1] * torch.randn(m, generator=generator, **kw)
         x3 = sigma[2] * torch.randn(m, generator=generator, **kw)
         target = y
-        if self.noise_std > 0:  # joint proposal over the noise: marginalizes to the noisy-likelihood posterior
+        if (
+            self.noise_std > 0
+        ):  # joint proposal over the noise: marginalizes to the noisy-likelihood posterior
             target = y - self.noise_std * torch.randn(m, 2, generator=generator, **kw)
-        h_o, v_o = (target[..., 0], target[..., 1]) if self.variant == "thesis" else (target[..., 1], target[..., 0])
+        h_o, v_o = (
+            (target[..., 0], target[..., 1]) if self.variant == "thesis" else (target[..., 1], target[..., 0])
+        )
         if self.variant == "thesis":
             a1, a2 = x2, x3 - x2
         else:

@@ -40,11 +40,14 @@ def channel_mixture(device=None, dtype=torch.float32) -> dist.MixtureSameFamily:
     """The per-channel color mixture (before clipping)."""
     kw = {"device": device, "dtype": dtype}
     return dist.MixtureSameFamily(
-        dist.Categorical(torch.tensor(WEIGHTS, **kw)), dist.Normal(torch.tensor(MEANS, **kw), torch.tensor(STDS, **kw))
+        dist.Categorical(torch.tensor(WEIGHTS, **kw)),
+        dist.Normal(torch.tensor(MEANS, **kw), torch.tensor(STDS, **kw)),
     )
 
 
-def sample_colors(shape: tuple[int, ...], *, generator=None, device=None, dtype=torch.float32) -> torch.Tensor:
+def sample_colors(
+    shape: tuple[int, ...], *, generator=None, device=None, dtype=torch.float32
+) -> torch.Tensor:
     """Background colors c0 ~ p(c0), shape (*shape, 3), clipped to [0, 1]."""
     kw = {"device": device, "dtype": dtype}
     n = math.prod(shape) * 3
@@ -182,7 +185,9 @@ class ColorMNIST:
         theta = torch.cat((grey.flatten(-2), background_color(x_o)), -1)
         return theta.expand(n, *theta.shape)
 
-    def fiber_sample(self, x: torch.Tensor, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    def fiber_sample(
+        self, x: torch.Tensor, n: int, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Exact samples of the fiber of ``decolorize`` through x: n recolorings, shape (n, *batch, 3, H, W)."""
         x = check_observation(x, self.obs_shape)
         grey = decolorize(x).mean(-3)

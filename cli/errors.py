@@ -1,0 +1,41 @@
+"""Turn library errors into one-line messages with exit code 2 (click's usage-error code)."""
+
+from __future__ import annotations
+
+import click
+
+
+class ZooClickGroup(click.Group):
+    """A click group that reports ValueError / FileNotFoundError / FileExistsError as one line, exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
+            msg = e.args[0] if e.args else str(e)
+            raise click.UsageError(str(msg).splitlines()[0] if msg else type(e).__name__, ctx) from e
+
+
+def parse_options(pairs: tuple[str, ...]) -> dict:
+    """Parse repeated ``--option key=value`` into a dict, converting numbers and booleans."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="--option")
+        k, v = pair.split("=", 1)
+        out[k.strip().replace("-", "_")] = _convert(v.strip())
+    return out
+
+
+def _convert(v: str):
+    low = v.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v

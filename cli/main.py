@@ -1,0 +1,20 @@
+"""The ``zoo`` command: one click group; each subcommand lives in its own module and calls one library function."""
+
+from __future__ import annotations
+
+import click
+
+import zoo
+from cli.errors import ZooClickGroup
+from cli.list_cmd import list_cmd
+from cli.simulate import simulate
+
+
+@click.group(cls=ZooClickGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(zoo.__version__, prog_name="zoo")
+def main() -> None:
+    """zoo: simulators, pretrained priors and subjects, calibrated posteriors and fiber sampling."""
+
+
+main.add_command(list_cmd)
+main.add_command(simulate)

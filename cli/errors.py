@@ -13,7 +13,13 @@ class ZooClickGroup(click.Group):
             return super().invoke(ctx)
         except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
             msg = e.args[0] if e.args else str(e)
-            raise click.UsageError(str(msg).splitlines()[0] if msg else type(e).__name__, ctx) from e
+            raise ZooError(str(msg).splitlines()[0] if msg else type(e).__name__) from e
+
+
+class ZooError(click.ClickException):
+    """A one-line error (``Error: ...`` on stderr) with exit code 2."""
+
+    exit_code = 2
 
 
 def parse_options(pairs: tuple[str, ...]) -> dict:

@@ -6,6 +6,7 @@ from simulators.gaussian_mixture import GaussianMixture
 from simulators.protocol import Simulator, check_observation, check_theta
 from simulators.registry import UnknownSimulatorError, get, names, options, register
 from simulators.sampling import sample_prior
+from simulators.table import read_table, simulate_table
 
 register("arm", Arm)
 register("gaussian-mixture", GaussianMixture)
@@ -23,5 +24,7 @@ __all__ = [
     "names",
     "options",
     "register",
+    "read_table",
     "sample_prior",
+    "simulate_table",
 ]

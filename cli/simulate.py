@@ -1,0 +1,41 @@
+"""``zoo simulate``: draw parameters from a simulator's prior and simulate observations into an HDF5 table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+import simulators
+from cli.errors import parse_options
+
+
+@click.command()
+@click.option("--simulator", "-s", "name", required=True, help="Simulator name (see `zoo list`).")
+@click.option("-n", "n", type=int, default=10_000, show_default=True, help="Number of simulations.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Base seed (each chunk derives its own).")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output HDF5 file.")
+@click.option("--option", "opts", multiple=True, metavar="KEY=VALUE", help="Simulator option, repeatable.")
+@click.option("--chunk-size", type=int, default=None, help="Rows per chunk (bounds memory; default per simulator).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last complete chunk.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device to simulate on.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def simulate(name, n, seed, out, opts, chunk_size, resume, overwrite, device, quiet) -> None:
+    """Simulate N (theta, x) pairs from the prior into an HDF5 table.
+
+    Example: zoo simulate --simulator arm -n 100000 --seed 0 --out arm.h5
+    """
+    sim = simulators.get(name, **parse_options(opts))
+    path = simulators.simulate_table(
+        sim,
+        n,
+        out,
+        seed=seed,
+        chunk_size=chunk_size,
+        resume=resume,
+        overwrite=overwrite,
+        progress=not quiet,
+        device=device,
+    )
+    click.echo(f"wrote {n} simulations of {name} (theta {len(sim.param_names)}-D, x {tuple(sim.obs_shape)}) to {path}")

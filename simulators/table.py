@@ -102,10 +102,11 @@ def simulate_table(
     if resume and part.exists():
         f = h5py.File(part, "a")
         for k, v in attrs.items():
-            if f.attrs.get(k) != v:
+            found = _decode(f.attrs.get(k))
+            if found != v:
                 f.close()
                 raise ValueError(
-                    f"cannot resume {part}: its {k} is {f.attrs.get(k)!r}, this run's is {v!r}; "
+                    f"cannot resume {part}: its {k} is {found!r}, this run's is {v!r}; "
                     "rerun with the original settings or without --resume"
                 )
     else:

@@ -280,7 +280,7 @@ def save_estimator(
         "budget": budget,
         "config": dict(config or {}),
         "zoo_version": zoo.__version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))

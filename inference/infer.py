@@ -1,0 +1,131 @@
+"""One posterior run: an estimator and observations in, a :class:`~inference.results.PosteriorSamples` out.
+
+This is what ``zoo infer`` calls after fitting or loading an estimator. It draws the posterior for all observations in
+one batched call, adds prior draws (for comparison plots) and re-simulations of posterior draws (for the
+re-simulation check), and records provenance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import torch
+
+import simulators
+from inference.api import Estimator
+from inference.results import PosteriorSamples
+from simulators import check_observation, check_theta
+
+
+def infer(
+    estimator: Estimator,
+    x_o: torch.Tensor,
+    *,
+    n_samples: int = 1000,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    theta_true: torch.Tensor | None = None,
+    n_prior: int = 2000,
+    n_predictive: int = 1000,
+    fit_seconds: float = 0.0,
+) -> PosteriorSamples:
+    """Draw the posterior of ``estimator`` for observations ``x_o`` and package it as a result.
+
+    Arguments:
+        estimator: a fitted or loaded estimator.
+        x_o: one observation ``obs_shape`` or several ``(B, *obs_shape)``.
+        n_samples: posterior draws per observation (all chains together).
+        generator: source of randomness.
+        seed: the generator's seed, recorded in the result.
+        theta_true: the true parameters where known, shape ``(D,)`` or ``(B, D)``.
+        n_prior: prior draws stored for comparison (0 for none).
+        n_predictive: posterior draws per observation to re-simulate (0 for none).
+        fit_seconds: time spent fitting, added to the recorded wall time.
+
+    Returns:
+        a :class:`PosteriorSamples` with draws shaped (chain, draw, observation, D).
+
+    Raises:
+        ValueError: for an observation of the wrong shape or with non-finite values, a method returning draws of
+            the wrong shape or non-finite draws.
+    """
+    sim = estimator.simulator
+    obs_shape = tuple(sim.obs_shape)
+    x_o = check_observation(torch.as_tensor(x_o), obs_shape)
+    x = x_o.reshape(-1, *obs_shape)
+    n_obs, dim = x.shape[0], len(sim.param_names)
+    if not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    truth = None
+    if theta_true is not None:
+        truth = check_theta(torch.as_tensor(theta_true, dtype=x.dtype), dim, "theta_true").reshape(-1, dim)
+        if truth.shape[0] != n_obs:
+            raise ValueError(f"theta_true has {truth.shape[0]} rows for {n_obs} observations")
+
+    t0 = time.perf_counter()
+    post = estimator.posterior(x)
+    if hasattr(post, "sample_with_stats"):
+        theta, stats = post.sample_with_stats(n_samples, generator=generator)
+    else:
+        theta, stats = post.sample(n_samples, generator=generator), {}
+    wall = time.perf_counter() - t0 + fit_seconds
+    if tuple(theta.shape) != (n_samples, n_obs, dim):
+        raise ValueError(
+            f"method {estimator.method!r} returned draws of shape {tuple(theta.shape)}, "
+            f"expected {(n_samples, n_obs, dim)}"
+        )
+    if not torch.isfinite(theta).all():
+        raise ValueError(f"method {estimator.method!r} returned non-finite posterior draws")
+    chains = int(getattr(post, "n_chains", 1))
+    if n_samples % chains:
+        raise ValueError(f"n_samples={n_samples} is not a multiple of the {chains} chains")
+    draws = theta.reshape(chains, n_samples // chains, n_obs, dim)
+
+    stat_arrays = {}
+    for k, v in stats.items():
+        v = torch.as_tensor(v)
+        if tuple(v.shape) == (n_samples, n_obs):
+            v = v.reshape(chains, n_samples // chains, n_obs)
+        elif tuple(v.shape) not in ((n_obs,), (n_obs, dim)):
+            raise ValueError(f"sample statistic {k!r} has shape {tuple(v.shape)}; expected per draw or observation")
+        stat_arrays[k] = v.detach().cpu().numpy()
+
+    prior = None
+    if n_prior:
+        prior = simulators.sample_prior(sim.prior, n_prior, generator=generator)
+    predictive = None
+    k = min(n_predictive, draws.shape[1])
+    if k:
+        predictive = sim.simulate(draws[:, :k], generator=generator)
+        stat_arrays.setdefault(
+            "resimulation_error",
+            np.full((chains, draws.shape[1], n_obs), np.nan),
+        )
+        err = (predictive - x).reshape(chains, k, n_obs, -1).norm(dim=-1)
+        stat_arrays["resimulation_error"][:, :k] = err.detach().cpu().numpy()
+
+    return PosteriorSamples(
+        draws=draws,
+        param_names=tuple(sim.param_names),
+        observation=x,
+        method=estimator.method,
+        simulator=sim.name,
+        simulator_options=dict(getattr(sim, "options", {}) or {}),
+        method_options=_options_dict(estimator.options),
+        budget=estimator.budget,
+        seed=seed,
+        wall_time_s=wall,
+        observation_names=getattr(sim, "observation_names", None) if len(obs_shape) == 1 else None,
+        theta_true=truth,
+        prior_draws=prior,
+        predictive=predictive,
+        sample_stats=stat_arrays,
+    )
+
+
+def _options_dict(options) -> dict:
+    if dataclasses.is_dataclass(options):
+        return dataclasses.asdict(options)
+    return dict(options or {})

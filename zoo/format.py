@@ -1,0 +1,113 @@
+"""zoo's own model directory format: ``config.json`` + ``model.safetensors`` + ``zoo.json``.
+
+- ``config.json``: the constructor arguments of the network (for a diffusers UNet, its usual config);
+- ``model.safetensors``: the weights (tensors only: loading them cannot run code);
+- ``zoo.json``: what the model is — ``format`` ("zoo"), ``format_version``, ``role`` ("prior" / "subject"),
+  ``architecture`` (a name from :mod:`zoo.architectures`), the ``input`` spec (shape, range, normalization),
+  role details (``scheduler`` for diffusion priors, ``output`` / ``layer`` for subjects), a description and,
+  for trained models, the ``training`` record (command, seed, settings, time).
+
+Directories are written to a temporary sibling and renamed, so a reader never sees a half-written model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from zoo.architectures import build
+
+FORMAT = "zoo"
+FORMAT_VERSION = 1
+ROLES = ("prior", "subject")
+
+
+def is_zoo_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a directory holding a ``zoo.json``."""
+    return (Path(path) / "zoo.json").is_file()
+
+
+def write_zoo_dir(
+    path: str | os.PathLike,
+    module: torch.nn.Module,
+    *,
+    config: dict[str, Any],
+    meta: dict[str, Any],
+    overwrite: bool = False,
+) -> Path:
+    """Write ``module`` with its constructor ``config`` and metadata ``meta`` (must name role and architecture).
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        ValueError: ``meta`` lacks a valid role or architecture.
+    """
+    path = Path(path)
+    if meta.get("role") not in ROLES:
+        raise ValueError(f"zoo.json role must be one of {ROLES}, got {meta.get('role')!r}")
+    if "architecture" not in meta:
+        raise ValueError("zoo.json needs an 'architecture' entry")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True (--overwrite) to replace it")
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        save_model(module, str(tmp / "model.safetensors"))
+        (tmp / "zoo.json").write_text(json.dumps(meta, indent=2) + "\n")
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return path
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The checked ``zoo.json`` of a zoo-format directory."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / "zoo.json").read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{str(path / 'zoo.json')!r} is not valid JSON: {e}") from e
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{str(path / 'zoo.json')!r} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    if int(meta.get("format_version", -1)) > FORMAT_VERSION:
+        raise ValueError(
+            f"{str(path)!r} has zoo format version {meta.get('format_version')}, newer than this zoo "
+            f"({FORMAT_VERSION}); upgrade zoo"
+        )
+    if meta.get("role") not in ROLES:
+        raise ValueError(f"{str(path / 'zoo.json')!r} has role {meta.get('role')!r}, expected one of {ROLES}")
+    return meta
+
+
+def read_zoo_dir(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild the module of a zoo-format directory and load its safetensors weights (strictly).
+
+    Returns:
+        the module (in eval mode, on ``device``) and the ``zoo.json`` metadata.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    for name in ("config.json", "model.safetensors"):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{str(path)!r} is missing {name}; a zoo model directory has config.json, "
+                                    "model.safetensors and zoo.json")
+    config = json.loads((path / "config.json").read_text())
+    module = build(meta["architecture"], config)
+    missing, unexpected = load_model(module, str(path / "model.safetensors"), strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"weights in {str(path)!r} do not match architecture {meta['architecture']!r}: "
+            f"missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}"
+        )
+    return module.to(device).eval(), meta

@@ -8,6 +8,7 @@ import zoo
 from cli.errors import ZooClickGroup
 from cli.list_cmd import list_cmd
 from cli.simulate import simulate
+from cli.train import train
 
 
 @click.group(cls=ZooClickGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,3 +19,4 @@ def main() -> None:
 
 main.add_command(list_cmd)
 main.add_command(simulate)
+main.add_command(train)

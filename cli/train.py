@@ -1,0 +1,56 @@
+"""``zoo train``: train once, reuse many times.
+
+``zoo train --simulator NAME --method M --out DIR`` fits a posterior estimator and saves it (``zoo infer
+--estimator DIR`` reuses it); the subcommands ``zoo train prior`` / ``zoo train subject`` train zoo models.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+import torch
+
+import inference
+import simulators
+from cli.errors import parse_options
+
+
+@click.group(invoke_without_command=True)
+@click.option("--simulator", "-s", "name", help="Simulator name (see `zoo list`).")
+@click.option("--method", "-m", help="Posterior method (see `zoo list`).")
+@click.option("--budget", "-b", type=int, default=None, help="Simulation budget (default: the method's).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the training generator.")
+@click.option("--option", "opts", multiple=True, metavar="KEY=VALUE", help="Method option, repeatable.")
+@click.option("--sim-option", "sim_opts", multiple=True, metavar="KEY=VALUE", help="Simulator option, repeatable.")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Estimator directory to write.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+def train(ctx, name, method, budget, seed, opts, sim_opts, out, overwrite, quiet) -> None:
+    """Train a posterior estimator (or, with a subcommand, a zoo model).
+
+    Example: zoo train --simulator arm --method inn --out arm-inn/
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    missing = [flag for flag, v in (("--simulator", name), ("--method", method), ("--out", out)) if v is None]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)}; e.g. zoo train --simulator arm --method inn --out DIR")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    sim = simulators.get(name, **parse_options(sim_opts))
+    options = inference.make_options(method, parse_options(opts))
+    t0 = time.perf_counter()
+    est = inference.fit(
+        sim,
+        method=method,
+        budget=budget,
+        options=options,
+        generator=torch.Generator().manual_seed(seed),
+        progress=not quiet,
+    )
+    seconds = time.perf_counter() - t0
+    path = est.save(out, overwrite=overwrite)
+    click.echo(f"trained {method} on {name} in {seconds:.1f} s; wrote {path} (use: zoo infer --estimator {path})")

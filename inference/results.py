@@ -35,6 +35,7 @@ import xarray as xr
 import zoo
 
 FORMAT = "zoo.posterior"
+CALIBRATION_FORMAT = "zoo.calibration"
 FORMAT_VERSION = 1
 ENGINE = "h5netcdf"
 
@@ -215,6 +216,110 @@ class PosteriorSamples:
         return write_atomic(path, self.to_datatree(), overwrite=overwrite)
 
 
+@dataclass
+class CalibrationReport:
+    """The outcome of a simulation-based calibration run (see :func:`inference.calibration.calibrate`).
+
+    Attributes:
+        result: the posterior draws for all N test cases (observation dimension = test case), with the truths.
+        levels: confidence levels alpha, shape (L,).
+        inlier: inlier fraction of the central alpha-intervals, shape (L, D).
+        error_per_parameter: marginal calibration error per parameter, shape (D,).
+        error: overall marginal calibration error (pooled over parameters).
+        sbc_ranks: SBC ranks, shape (N, D).
+        sbc_pvalues: chi-square p-values of rank uniformity, shape (D,).
+        hpd_coverage: expected coverage of HPD regions per level, shape (L,), or ``None`` without densities.
+        resimulation_error_mean / resimulation_error_median: over re-simulated posterior draws and cases.
+        rmse_mean / rmse_mean_per_parameter: RMSE of the posterior mean.
+        rmse_map / rmse_map_per_parameter: RMSE of the mean-shift MAP on the first ``n_map`` cases (NaN if 0).
+        n_map: number of cases with a MAP estimate.
+        seconds: wall time of the posterior run and the diagnostics.
+    """
+
+    result: PosteriorSamples
+    levels: np.ndarray
+    inlier: np.ndarray
+    error_per_parameter: np.ndarray
+    error: float
+    sbc_ranks: np.ndarray
+    sbc_pvalues: np.ndarray
+    hpd_coverage: np.ndarray | None
+    resimulation_error_mean: float
+    resimulation_error_median: float
+    rmse_mean: float
+    rmse_mean_per_parameter: np.ndarray
+    rmse_map: float
+    rmse_map_per_parameter: np.ndarray
+    n_map: int = 0
+    seconds: float = float("nan")
+
+    _SCALARS = (
+        "error",
+        "resimulation_error_mean",
+        "resimulation_error_median",
+        "rmse_mean",
+        "rmse_map",
+        "n_map",
+        "seconds",
+    )
+
+    def table(self) -> str:
+        """A plain-text table: one row per parameter plus an overall row."""
+        r = self.result
+        head = f"{'parameter':<12} {'calib. err':>10} {'SBC p':>9} {'RMSE mean':>10} {'RMSE MAP':>9}"
+        rows = [head, "-" * len(head)]
+        for i, p in enumerate(r.param_names):
+            rows.append(
+                f"{p:<12} {100 * self.error_per_parameter[i]:>9.2f}% {self.sbc_pvalues[i]:>9.3g} "
+                f"{self.rmse_mean_per_parameter[i]:>10.4f} {self.rmse_map_per_parameter[i]:>9.4f}"
+            )
+        rows.append(
+            f"{'all':<12} {100 * self.error:>9.2f}% {self.sbc_pvalues.min():>9.3g} {self.rmse_mean:>10.4f} "
+            f"{self.rmse_map:>9.4f}"
+        )
+        n = r.draws.shape[0] * r.draws.shape[1]
+        rows.append(
+            f"re-simulation error: mean {self.resimulation_error_mean:.4g}, median "
+            f"{self.resimulation_error_median:.4g} ({r.n_observations} test cases, {n} draws each, "
+            f"method {r.method}, budget {r.budget})"
+        )
+        return "\n".join(rows)
+
+    def to_datatree(self) -> xr.DataTree:
+        """The posterior file layout of :attr:`result` plus a ``calibration`` group with the diagnostics."""
+        tree = self.result.to_datatree()
+        names = list(self.result.param_names)
+        data = {
+            "inlier_fraction": (("level", "parameter"), self.inlier),
+            "calibration_error": (("parameter",), self.error_per_parameter),
+            "sbc_rank": (("observation", "parameter"), self.sbc_ranks),
+            "sbc_pvalue": (("parameter",), self.sbc_pvalues),
+            "rmse_mean": (("parameter",), self.rmse_mean_per_parameter),
+            "rmse_map": (("parameter",), self.rmse_map_per_parameter),
+        }
+        if self.hpd_coverage is not None:
+            data["hpd_coverage"] = (("level",), self.hpd_coverage)
+        ds = xr.Dataset(
+            data,
+            coords={
+                "level": self.levels,
+                "parameter": names,
+                "observation": np.arange(self.result.n_observations),
+            },
+            attrs={
+                f"{k}_overall" if k in ("error", "rmse_mean", "rmse_map") else k: getattr(self, k)
+                for k in self._SCALARS
+            },
+        )
+        tree["calibration"] = xr.DataTree(ds)
+        tree.attrs["zoo_format"] = CALIBRATION_FORMAT
+        return tree
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write ``calibration.nc`` atomically; refuses to overwrite unless asked."""
+        return write_atomic(path, self.to_datatree(), overwrite=overwrite)
+
+
 def write_atomic(path: str | os.PathLike, tree: xr.DataTree, *, overwrite: bool = False) -> Path:
     """Write a DataTree as NetCDF4 (h5netcdf engine) to a temporary name, then rename it to ``path``."""
     path = Path(path)
@@ -249,7 +354,7 @@ def read_posterior(path: str | os.PathLike) -> PosteriorSamples:
     with tree:
         tree = tree.load()
     attrs = dict(tree.attrs)
-    if attrs.get("zoo_format") != FORMAT:
+    if attrs.get("zoo_format") not in (FORMAT, CALIBRATION_FORMAT):
         raise ValueError(f"{path} is not a zoo posterior file (no zoo_format={FORMAT!r} attribute)")
     names = tuple(json.loads(attrs["param_names"]))
     post = tree["posterior"].to_dataset()
@@ -286,6 +391,40 @@ def read_posterior(path: str | os.PathLike) -> PosteriorSamples:
         sample_stats=stats,
         created=str(attrs.get("created_at", "")),
         versions={"zoo": str(attrs.get("zoo_version", "")), "torch": str(attrs.get("torch_version", ""))},
+    )
+
+
+def read_calibration(path: str | os.PathLike) -> CalibrationReport:
+    """Read a ``calibration.nc`` written by :meth:`CalibrationReport.save`.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: if it is not a zoo calibration file.
+    """
+    result = read_posterior(path)
+    tree = xr.open_datatree(Path(path), engine=ENGINE)
+    with tree:
+        if tree.attrs.get("zoo_format") != CALIBRATION_FORMAT or "calibration" not in tree.children:
+            raise ValueError(f"{path} is not a zoo calibration file (no calibration group)")
+        ds = tree["calibration"].to_dataset().load()
+    a = ds.attrs
+    return CalibrationReport(
+        result=result,
+        levels=ds["level"].values,
+        inlier=ds["inlier_fraction"].values,
+        error_per_parameter=ds["calibration_error"].values,
+        error=float(a["error_overall"]),
+        sbc_ranks=ds["sbc_rank"].values,
+        sbc_pvalues=ds["sbc_pvalue"].values,
+        hpd_coverage=ds["hpd_coverage"].values if "hpd_coverage" in ds else None,
+        resimulation_error_mean=float(a["resimulation_error_mean"]),
+        resimulation_error_median=float(a["resimulation_error_median"]),
+        rmse_mean=float(a["rmse_mean_overall"]),
+        rmse_mean_per_parameter=ds["rmse_mean"].values,
+        rmse_map=float(a["rmse_map_overall"]),
+        rmse_map_per_parameter=ds["rmse_map"].values,
+        n_map=int(a["n_map"]),
+        seconds=float(a["seconds"]),
     )
 
 

@@ -45,9 +45,7 @@ def channel_mixture(device=None, dtype=torch.float32) -> dist.MixtureSameFamily:
     )
 
 
-def sample_colors(
-    shape: tuple[int, ...], *, generator=None, device=None, dtype=torch.float32
-) -> torch.Tensor:
+def sample_colors(shape: tuple[int, ...], *, generator=None, device=None, dtype=torch.float32) -> torch.Tensor:
     """Background colors c0 ~ p(c0), shape (*shape, 3), clipped to [0, 1]."""
     kw = {"device": device, "dtype": dtype}
     n = math.prod(shape) * 3
@@ -167,9 +165,7 @@ class ColorMNIST:
         img, c0 = self.split(theta)
         c1 = None
         if self.variant == "ood":
-            c1 = digit_color(
-                sample_colors(tuple(c0.shape[:-1]), generator=generator, device=c0.device, dtype=c0.dtype)
-            )
+            c1 = digit_color(sample_colors(tuple(c0.shape[:-1]), generator=generator, device=c0.device, dtype=c0.dtype))
         return colorize(img, c0, c1)
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -185,9 +181,7 @@ class ColorMNIST:
         theta = torch.cat((grey.flatten(-2), background_color(x_o)), -1)
         return theta.expand(n, *theta.shape)
 
-    def fiber_sample(
-        self, x: torch.Tensor, n: int, *, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
+    def fiber_sample(self, x: torch.Tensor, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Exact samples of the fiber of ``decolorize`` through x: n recolorings, shape (n, *batch, 3, H, W)."""
         x = check_observation(x, self.obs_shape)
         grey = decolorize(x).mean(-3)

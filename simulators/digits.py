@@ -28,9 +28,7 @@ def _embedded() -> tuple[torch.Tensor, torch.Tensor]:
     return img, torch.tensor(d.target, dtype=torch.long)
 
 
-def load_digits(
-    path: str | os.PathLike | None = None, *, split: str = "train"
-) -> tuple[torch.Tensor, torch.Tensor]:
+def load_digits(path: str | os.PathLike | None = None, *, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     """Grey digit images in [0, 1] with their labels.
 
     Arguments:
@@ -45,9 +43,7 @@ def load_digits(
         return _embedded()
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(
-            f"digit data {str(p)!r} does not exist; expected an MNIST IDX file, directory or NPZ"
-        )
+        raise FileNotFoundError(f"digit data {str(p)!r} does not exist; expected an MNIST IDX file, directory or NPZ")
     if p.suffix == ".npz":
         return _load_npz(p, split)
     if p.is_dir():
@@ -66,9 +62,7 @@ def _find(d: Path, stem: str, required: bool = True) -> Path | None:
         if f.name.startswith(stem):
             return f
     if required:
-        raise FileNotFoundError(
-            f"no {stem}-idx* file in {str(d)!r}; expected the standard MNIST IDX file names"
-        )
+        raise FileNotFoundError(f"no {stem}-idx* file in {str(d)!r}; expected the standard MNIST IDX file names")
     return None
 
 

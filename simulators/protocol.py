@@ -60,9 +60,7 @@ def check_observation(x: torch.Tensor, obs_shape: tuple[int, ...], name: str = "
     """Validate an observation tensor of shape ``(*, *obs_shape)`` with finite entries."""
     k = len(obs_shape)
     if not isinstance(x, torch.Tensor):
-        raise ValueError(
-            f"{name} must be a torch.Tensor of shape (*, {_fmt(obs_shape)}), got {type(x).__name__}"
-        )
+        raise ValueError(f"{name} must be a torch.Tensor of shape (*, {_fmt(obs_shape)}), got {type(x).__name__}")
     if x.ndim < k or tuple(x.shape[x.ndim - k :]) != tuple(obs_shape):
         raise ValueError(f"{name} must have shape (*, {_fmt(obs_shape)}), got {tuple(x.shape)}")
     _check_finite(x, name)

@@ -219,9 +219,7 @@ def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
 
 
-def _save_checkpoint(
-    ckpt: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int, history
-) -> None:
+def _save_checkpoint(ckpt: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int, history) -> None:
     """Write model weights (safetensors), optimizer state (tensors only) and progress, each atomically."""
     ckpt.mkdir(parents=True, exist_ok=True)
     tmp = ckpt / "checkpoint.safetensors.partial"
@@ -237,9 +235,7 @@ def _save_checkpoint(
     os.replace(tmp, ckpt / "checkpoint.json")
 
 
-def _load_checkpoint(
-    ckpt: Path, model: torch.nn.Module, opt: torch.optim.Optimizer
-) -> tuple[int, TrainHistory]:
+def _load_checkpoint(ckpt: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, TrainHistory]:
     meta = json.loads((ckpt / "checkpoint.json").read_text())
     model.load_state_dict(load_file(str(ckpt / "checkpoint.safetensors")))
     _restore_optimizer(opt, load_file(str(ckpt / "optimizer.safetensors")), meta["optimizer"])
@@ -260,9 +256,7 @@ def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
     return tensors, {"scalars": scalars}
 
 
-def _restore_optimizer(
-    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
-) -> None:
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     sd = opt.state_dict()
     state: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():

@@ -16,12 +16,17 @@ def _options(f):
     f = click.option("--steps", type=int, default=None, help="Optimizer steps (default: the recipe's).")(f)
     f = click.option("--seed", type=int, default=None, help="Seed of initialization and data (default: recipe's).")(f)
     f = click.option("--batch-size", type=int, default=None, help="Batch size (default: the recipe's).")(f)
-    f = click.option("--data", type=click.Path(exists=True), default=None,
-                     help="Local MNIST IDX file/directory or NPZ (28x28) instead of the embedded 16x16 digits.")(f)
+    f = click.option(
+        "--data",
+        type=click.Path(exists=True),
+        default=None,
+        help="Local MNIST IDX file/directory or NPZ (28x28) instead of the embedded 16x16 digits.",
+    )(f)
     f = click.option("--device", default=None, help="Device (default: cuda if available, else cpu).")(f)
     f = click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's).")(f)
-    f = click.option("--checkpoint-dir", type=click.Path(), default=None,
-                     help="Resumable checkpoints (default: OUT.ckpt).")(f)
+    f = click.option(
+        "--checkpoint-dir", type=click.Path(), default=None, help="Resumable checkpoints (default: OUT.ckpt)."
+    )(f)
     f = click.option("--resume", is_flag=True, help="Continue from the checkpoint.")(f)
     f = click.option("--overwrite", is_flag=True, help="Replace an existing OUT.")(f)
     f = click.option("--quiet", is_flag=True, help="No progress bar.")(f)
@@ -34,8 +39,9 @@ def _run(role: str, name: str, **kw) -> None:
         torch.set_num_threads(threads)
     device = kw.pop("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     quiet = kw.pop("quiet")
-    command = "zoo train " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index(role):]) \
-        if role in sys.argv else None
+    command = (
+        "zoo train " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index(role) :]) if role in sys.argv else None
+    )
     path = train_recipe(name, kw.pop("out"), role=role, device=device, progress=not quiet, command=command, **kw)
     click.echo(f"wrote {path}")
 

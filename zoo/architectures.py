@@ -21,13 +21,13 @@ from torch import nn
 
 from simulators.color_mnist import decolorize
 
-# The shipped color-MNIST UNet: three resolutions (16, 8, 4), attention only at 4x4, ~0.6 M parameters. Small
-# enough to train on two shared CPU cores in under an hour (see zoo/recipes.py).
+# The shipped color-MNIST UNet: three resolutions (16, 8, 4), attention only at 4x4, ~0.3 M parameters. Small
+# enough to train on two heavily shared CPU cores in about an hour (see zoo/recipes.py).
 COLOR_MNIST_UNET: dict[str, Any] = {
     "sample_size": 16,
     "in_channels": 3,
     "out_channels": 3,
-    "block_out_channels": [24, 48, 48],
+    "block_out_channels": [16, 32, 32],
     "layers_per_block": 1,
     "down_block_types": ["DownBlock2D", "DownBlock2D", "AttnDownBlock2D"],
     "up_block_types": ["AttnUpBlock2D", "UpBlock2D", "UpBlock2D"],

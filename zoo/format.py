@@ -100,8 +100,10 @@ def read_zoo_dir(path: str | os.PathLike, *, device: str | torch.device = "cpu")
     meta = read_meta(path)
     for name in ("config.json", "model.safetensors"):
         if not (path / name).is_file():
-            raise FileNotFoundError(f"{str(path)!r} is missing {name}; a zoo model directory has config.json, "
-                                    "model.safetensors and zoo.json")
+            raise FileNotFoundError(
+                f"{str(path)!r} is missing {name}; a zoo model directory has config.json, "
+                "model.safetensors and zoo.json"
+            )
     config = json.loads((path / "config.json").read_text())
     module = build(meta["architecture"], config)
     missing, unexpected = load_model(module, str(path / "model.safetensors"), strict=False)

@@ -88,7 +88,7 @@ RECIPES: dict[str, Recipe] = {
         architecture="diffusers.UNet2DModel",
         config=COLOR_MNIST_UNET,
         variant="tied",
-        steps=3000,
+        steps=2000,
         batch_size=64,
         lr=1e-3,
         warmup=200,
@@ -103,7 +103,7 @@ RECIPES: dict[str, Recipe] = {
         architecture="diffusers.UNet2DModel",
         config=COLOR_MNIST_UNET,
         variant="ood",
-        steps=3000,
+        steps=2000,
         batch_size=64,
         lr=1e-3,
         warmup=200,
@@ -244,7 +244,11 @@ def train_recipe(
     net = _init(recipe, config).to(device)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else out.with_name(out.name + ".ckpt")
     tc = TrainConfig(
-        steps=recipe.steps, lr=recipe.lr, warmup=recipe.warmup, grad_clip=recipe.grad_clip, schedule="cosine",
+        steps=recipe.steps,
+        lr=recipe.lr,
+        warmup=recipe.warmup,
+        grad_clip=recipe.grad_clip,
+        schedule="cosine",
         checkpoint_every=max(50, recipe.steps // 40),
     )
     trainer = {"ddpm": _ddpm, "autoencoder": _autoencoder, "classifier": _classifier}[recipe.kind]
@@ -313,8 +317,15 @@ def _ddpm(recipe, sim, net, tc, ckpt, resume, progress, device):
         return {"loss": F.mse_loss(net(x_t, t).sample, eps)}
 
     history = train(
-        model, loss_fn, batches, config=tc, checkpoint_dir=ckpt, resume=resume, progress=progress,
-        desc=recipe.name, params=list(net.parameters()),
+        model,
+        loss_fn,
+        batches,
+        config=tc,
+        checkpoint_dir=ckpt,
+        resume=resume,
+        progress=progress,
+        desc=recipe.name,
+        params=list(net.parameters()),
     )
     model.update()
     extra = {
@@ -349,8 +360,9 @@ def _autoencoder(recipe, sim, net, tc, ckpt, resume, progress, device):
     def loss_fn(grey: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         return {"loss": F.mse_loss(net.decode(net.encode_grey(grey)), grey)}
 
-    history = train(net, loss_fn, batches, config=tc, checkpoint_dir=ckpt, resume=resume, progress=progress,
-                    desc=recipe.name)
+    history = train(
+        net, loss_fn, batches, config=tc, checkpoint_dir=ckpt, resume=resume, progress=progress, desc=recipe.name
+    )
     with torch.no_grad():
         x, _ = _colored_digits(sim, test_idx, torch.Generator().manual_seed(1), mixed=False)
         grey = decolorize(x.to(device))
@@ -378,8 +390,9 @@ def _classifier(recipe, sim, net, tc, ckpt, resume, progress, device):
         logits = net(x)
         return {"loss": F.cross_entropy(logits, y), "acc": (logits.argmax(-1) == y).float().mean()}
 
-    history = train(net, loss_fn, batches, config=tc, checkpoint_dir=ckpt, resume=resume, progress=progress,
-                    desc=recipe.name)
+    history = train(
+        net, loss_fn, batches, config=tc, checkpoint_dir=ckpt, resume=resume, progress=progress, desc=recipe.name
+    )
     with torch.no_grad():
         accs = {}
         for mixed in (False, True):

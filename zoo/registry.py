@@ -1,0 +1,73 @@
+"""The built-in models: names -> shipped directories under ``zoo/weights/`` with what they are.
+
+Each shipped model is a zoo-format directory (``config.json`` + ``model.safetensors`` + ``zoo.json``) trained by
+the recipe of the same name in :mod:`zoo.recipes`. A name is listed only when its weights are present.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+BUILTIN: tuple[str, ...] = ("color-mnist-ddpm", "color-mnist-ood-ddpm", "color-mnist-ae", "digits-classifier")
+
+
+def _present(name: str) -> bool:
+    d = WEIGHTS_DIR / name
+    return all((d / f).is_file() for f in ("config.json", "model.safetensors", "zoo.json"))
+
+
+def names(role: str | None = None) -> list[str]:
+    """Names of the built-in models whose weights are present (optionally only those of one role)."""
+    out = [n for n in BUILTIN if _present(n)]
+    if role is not None:
+        out = [n for n in out if info(n)["role"] == role]
+    return out
+
+
+def is_builtin(name: str) -> bool:
+    """Whether ``name`` is a built-in model (present or not)."""
+    return name in BUILTIN
+
+
+def path(name: str) -> Path:
+    """The directory of the built-in model ``name``.
+
+    Raises:
+        ValueError: not a built-in name.
+        FileNotFoundError: a built-in whose weights are missing from this installation.
+    """
+    if name not in BUILTIN:
+        raise ValueError(f"{name!r} is not a built-in model; built-ins: {', '.join(BUILTIN)}")
+    if not _present(name):
+        raise FileNotFoundError(
+            f"the weights of built-in model {name!r} are missing from {WEIGHTS_DIR}; train them with "
+            f"'zoo train <prior|subject> {name} --out DIR' and load DIR"
+        )
+    return WEIGHTS_DIR / name
+
+
+def info(name: str) -> dict[str, Any]:
+    """What a built-in model is: name, role, kind, parameters, size on disk, what it was trained on, and how."""
+    d = path(name)
+    meta = json.loads((d / "zoo.json").read_text())
+    training = meta.get("training", {})
+    return {
+        "name": name,
+        "role": meta["role"],
+        "kind": meta.get("kind", ""),
+        "parameters": meta.get("parameters"),
+        "size_bytes": sum(f.stat().st_size for f in d.iterdir() if f.is_file()),
+        "trained_on": meta.get("trained_on", ""),
+        "description": meta.get("description", ""),
+        "metrics": meta.get("metrics", {}),
+        "command": training.get("command", ""),
+        "train_seconds": training.get("seconds"),
+    }
+
+
+def models(role: str | None = None) -> list[dict[str, Any]]:
+    """:func:`info` of every present built-in model (optionally of one role)."""
+    return [info(n) for n in names(role)]

@@ -266,10 +266,12 @@ def save_estimator(
         The directory path.
 
     Raises:
-        FileExistsError: if ``directory`` exists and ``overwrite`` is false.
+        FileExistsError: if ``directory`` exists, is not empty and ``overwrite`` is false.
     """
     target = Path(directory)
-    if target.exists() and not overwrite:
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{target} exists and is not a directory")
+    if target.exists() and any(target.iterdir()) and not overwrite:
         raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
     header = {
         "format": FORMAT,

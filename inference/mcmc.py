@@ -1,6 +1,6 @@
 """Reference posteriors by MCMC: the No-U-Turn sampler (pyro) for simulators with a likelihood.
 
-Targets p(theta | x_o) ∝ p(theta) p(x_o | theta) with the potential energy U(theta) = -log p(theta) - log p(x_o | theta),
+Targets p(theta | x_o) ∝ p(theta) p(x_o | theta), potential energy U(theta) = -log p(theta) - log p(x_o | theta),
 using the simulator's ``prior.log_prob`` and ``log_likelihood(theta, x)`` (present for ``arm`` with ``noise_std > 0``
 and for ``gaussian-mixture``). Several chains start from independent prior draws; split R-hat and the effective
 sample size (pyro.ops.stats) are reported per observation and parameter in ``sample_stats``, so a chain stuck in one

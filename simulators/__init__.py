@@ -7,10 +7,12 @@ from simulators.protocol import Simulator, check_observation, check_theta
 from simulators.registry import UnknownSimulatorError, get, names, options, register
 from simulators.sampling import sample_prior
 from simulators.table import read_table, simulate_table
+from simulators.tissue import Tissue
 
 register("arm", Arm)
 register("gaussian-mixture", GaussianMixture)
 register("color-mnist", ColorMNIST)
+register("tissue", Tissue)
 
 __all__ = [
     "Arm",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 import zoo
+from cli.diagnose import diagnose
 from cli.errors import ZooClickGroup
+from cli.infer import infer
 from cli.list_cmd import list_cmd
 from cli.simulate import simulate
 from cli.train import train
@@ -20,3 +22,5 @@ def main() -> None:
 main.add_command(list_cmd)
 main.add_command(simulate)
 main.add_command(train)
+main.add_command(infer)
+main.add_command(diagnose)

@@ -227,6 +227,11 @@ class ABCPosterior:
         short = torch.nonzero(got < n).flatten()
         if short.numel():
             self._raise_too_few(int(short[0]), int(got[short[0]]), n, done, x_o, lo, hi, scale, batch)
+        # Quantile mode always keeps n draws; an observation outside the range of everything simulated would get
+        # the n least-bad draws, a silently wrong posterior. Refuse it instead.
+        outside = ((x_o < lo) | (x_o > hi)).any(1).nonzero().flatten()
+        if outside.numel():
+            self._raise_too_few(int(outside[0]), 0, n, done, x_o, lo, hi, scale, batch, near=True)
         if opts.mode == "quantile":
             theta_out, d_out = best_theta, best_d  # (B, n, D), (B, n) sorted by distance
             sims = torch.full((n_obs,), done, device=device)
@@ -246,7 +251,7 @@ class ABCPosterior:
         }
         return theta_out.transpose(0, 1).reshape(n, *batch, D), stats
 
-    def _raise_too_few(self, b, got, n, done, x_o, lo, hi, scale, batch) -> None:
+    def _raise_too_few(self, b, got, n, done, x_o, lo, hi, scale, batch, near: bool = False) -> None:
         where = f" for observation {b}" if len(batch) else ""
         outside = ((x_o[b] < lo) | (x_o[b] > hi)).nonzero().flatten()
         hint = ""
@@ -258,8 +263,13 @@ class ABCPosterior:
                 f"[{float(lo[i] * scale[i]):.4g}, {float(hi[i] * scale[i]):.4g}] of all {done} simulations"
             )
         eps = self.estimator.options.eps
+        what = (
+            f"ABC found no simulation near the observation{where}"
+            if near
+            else f"ABC accepted only {got} of {n} draws{where}"
+        )
         raise ValueError(
-            f"ABC accepted only {got} of {n} draws{where} within {done} simulations (eps={eps}){hint}; "
+            f"{what} within {done} simulations (eps={eps}){hint}; "
             "increase --budget or eps (--option eps=...), or check that the simulator can produce this observation"
         )
 

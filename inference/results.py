@@ -428,6 +428,14 @@ def read_calibration(path: str | os.PathLike) -> CalibrationReport:
     )
 
 
+def read_result(path: str | os.PathLike) -> PosteriorSamples | CalibrationReport:
+    """Read a zoo result file of either kind: a :class:`CalibrationReport` or a :class:`PosteriorSamples`."""
+    result = read_posterior(path)
+    with xr.open_datatree(Path(path), engine=ENGINE) as tree:
+        kind = tree.attrs.get("zoo_format")
+    return read_calibration(path) if kind == CALIBRATION_FORMAT else result
+
+
 def to_inference_data(result: PosteriorSamples) -> Any:
     """The result as an ``arviz.InferenceData`` (arviz 0.2x), for ArviZ's summaries and plots."""
     import arviz as az

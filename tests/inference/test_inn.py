@@ -1,0 +1,204 @@
+"""Inverse INN: padding layout, gradient blocking, training, posterior shapes, save/load, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import inference
+import simulators
+from inference.inn import INNOptions, InverseINN, fit_inn, inn_loss, ramp
+from simulators.arm import Arm
+from zoo.training import TrainingDiverged
+
+TINY = {"blocks": 2, "hidden": 16, "layers": 1, "batch_size": 64, "val_every": 0}
+
+
+def _randomize(module: torch.nn.Module, seed: int = 0, std: float = 0.2) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.flow.parameters():
+            p.normal_(0.0, std, generator=g)
+
+
+def test_default_dimensions_and_padding_layout():
+    gm = simulators.get("gaussian-mixture")
+    est = fit_inn(gm, options=INNOptions(steps=1, **TINY), generator=torch.Generator().manual_seed(0), progress=False)
+    m = est.model
+    # x is 2-D and y an 8-D one-hot label: z gets the full width of x (thesis table B.2: 2 / 8 / 2)
+    assert (m.dim_x, m.dim_y, m.dim_z, m.dim_total) == (2, 8, 2, 10)
+    assert (m.pad_x, m.pad_yz) == (8, 0)
+    arm = fit_inn(Arm(), options=INNOptions(steps=1, **TINY), progress=False).model
+    assert (arm.dim_x, arm.dim_y, arm.dim_z, arm.dim_total, arm.pad_x, arm.pad_yz) == (4, 2, 2, 4, 0, 0)
+
+
+def test_padded_network_is_exactly_invertible_and_splits_into_z_pad_y():
+    m = InverseINN(2, 8, 2, 16, blocks=3, hidden=16).double()
+    _randomize(m)
+    assert (m.pad_x, m.pad_yz) == (14, 6)
+    x_in = torch.randn(32, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    out = m(x_in)
+    z, pad, y = m.split(out)
+    assert z.shape == (32, 2) and pad.shape == (32, 6) and y.shape == (32, 8)
+    assert torch.allclose(m.inverse(out), x_in, atol=1e-4, rtol=0)  # STYLE: invertibility 1e-4 in float64
+
+
+def test_bad_dimensions_are_rejected():
+    with pytest.raises(ValueError, match="dim_total"):
+        InverseINN(4, 2, 2, 3)
+    with pytest.raises(ValueError, match="dim_total"):
+        fit_inn(Arm(), options=INNOptions(steps=1, dim_total=3, **TINY), progress=False)
+
+
+def test_latent_loss_does_not_send_gradient_into_the_y_output():
+    class Spy(InverseINN):
+        def forward(self, x_in):
+            out = super().forward(x_in)
+            out.retain_grad()
+            self.out = out
+            return out
+
+    m = Spy(4, 2, 2, 4, blocks=2, hidden=16)
+    _randomize(m)
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(100, 4, generator=g), torch.randn(100, 2, generator=g)
+    only_z = INNOptions(weight_y=0.0, weight_x=0.0, weight_rec=0.0, weight_pad=0.0, weight_z=1.0)
+    inn_loss(m, x, y, only_z, generator=g)["loss"].backward()
+    z, _, y_out = m.split(m.out.grad)
+    assert torch.count_nonzero(y_out) == 0  # blocked exactly
+    assert torch.count_nonzero(z) > 0
+    m.out = None
+    with_y = INNOptions(weight_y=1.0, weight_x=0.0, weight_rec=0.0, weight_pad=0.0, weight_z=0.0)
+    inn_loss(m, x, y, with_y, generator=g)["loss"].backward()
+    assert torch.count_nonzero(m.split(m.out.grad)[2]) > 0
+
+
+def test_loss_terms_padding_and_reconstruction():
+    m = InverseINN(2, 8, 2, 16, blocks=2, hidden=16)
+    _randomize(m)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(50, 2, generator=g)
+    y = torch.nn.functional.one_hot(torch.randint(0, 8, (50,), generator=g), 8).float()
+    terms = inn_loss(m, x, y, INNOptions(), x_factor=0.5, generator=g)
+    assert set(terms) == {"loss", "y", "z", "x", "rec", "pad"}
+    assert all(torch.isfinite(v) and v >= 0 for v in terms.values())
+    o = INNOptions()
+    weighted = o.weight_y * terms["y"] + o.weight_pad * terms["pad"] + o.weight_z * terms["z"]
+    weighted = weighted + 0.5 * o.weight_x * terms["x"] + o.weight_rec * terms["rec"]
+    assert torch.allclose(terms["loss"], weighted, rtol=1e-5)
+    assert terms["pad"] > 0 and terms["rec"] > 0
+    # without padding there is no pad term and no reconstruction pass
+    arm = InverseINN(4, 2, 2, 4, blocks=2, hidden=16)
+    t = inn_loss(arm, torch.randn(50, 4, generator=g), torch.randn(50, 2, generator=g), o, generator=g)
+    assert t["pad"] == 0 and t["rec"] == 0
+
+
+def test_ramp_follows_the_reference_schedule():
+    assert ramp(0, 100) == pytest.approx(2 * 0.002)
+    assert ramp(100, 100) == 1.0
+    values = [ramp(s, 100) for s in range(101)]
+    assert all(a <= b for a, b in zip(values, values[1:]))
+
+
+def test_tiny_training_lowers_the_loss():
+    opts = INNOptions(steps=150, lr=1e-2, x_ramp=False, **TINY)
+    before = fit_inn(
+        Arm(), options=INNOptions(steps=1, lr=1e-2, **TINY), generator=torch.Generator().manual_seed(4), progress=False
+    )
+    after = inference.fit(
+        Arm(), method="inn", budget=None, options=opts, generator=torch.Generator().manual_seed(4), progress=False
+    )
+    g = torch.Generator().manual_seed(40)
+    theta = simulators.sample_prior(Arm().prior, 500, generator=g)
+    x, y = after.model.standardize(theta, Arm().simulate(theta))
+    with torch.no_grad():
+        l0 = inn_loss(before.model, x, y, opts, generator=torch.Generator().manual_seed(41))
+        l1 = inn_loss(after.model, x, y, opts, generator=torch.Generator().manual_seed(41))
+    assert l1["loss"] < 0.7 * l0["loss"]
+    assert l1["y"] < l0["y"]
+
+
+def test_fixed_table_when_the_budget_is_small_and_budget_validation():
+    opts = INNOptions(steps=20, **TINY)
+    est = fit_inn(Arm(), budget=300, options=opts, generator=torch.Generator().manual_seed(5), progress=False)
+    assert est.budget == 300
+    with pytest.raises(ValueError, match="at least one batch"):
+        fit_inn(Arm(), budget=10, options=opts, progress=False)
+
+
+def test_training_is_deterministic_under_a_generator():
+    opts = INNOptions(steps=5, **TINY)
+    a = fit_inn(Arm(), options=opts, generator=torch.Generator().manual_seed(6), progress=False).model
+    b = fit_inn(Arm(), options=opts, generator=torch.Generator().manual_seed(6), progress=False).model
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+@pytest.fixture(scope="module")
+def arm_estimator():
+    opts = INNOptions(steps=10, **TINY)
+    return fit_inn(Arm(), options=opts, generator=torch.Generator().manual_seed(7), progress=False)
+
+
+def test_posterior_shapes_sample_dimension_first(arm_estimator):
+    g = torch.Generator().manual_seed(8)
+    assert arm_estimator.posterior(torch.tensor([0.5, 1.5])).sample(7, generator=g).shape == (7, 4)
+    assert arm_estimator.posterior(torch.zeros(3, 2)).sample(7, generator=g).shape == (7, 3, 4)
+    assert arm_estimator.posterior(torch.zeros(2, 3, 2)).sample(5, generator=g).shape == (5, 2, 3, 4)
+    p = arm_estimator.posterior(torch.zeros(3, 2, dtype=torch.float64))
+    assert p.sample(2, generator=g).dtype == torch.float64 and not p.has_log_prob
+
+
+def test_bad_observations_get_one_line_errors(arm_estimator):
+    for bad in (torch.zeros(3), torch.zeros(4, 3), torch.tensor([0.1, float("nan")])):
+        with pytest.raises(ValueError) as e:
+            arm_estimator.posterior(bad)
+        assert "\n" not in str(e.value)
+
+
+def test_save_load_round_trip_gives_identical_samples(arm_estimator, tmp_path):
+    path = arm_estimator.save(tmp_path / "inn")
+    header = json.loads((path / "estimator.json").read_text())
+    assert header["method"] == "inn" and header["version"] == 1
+    assert header["config"]["network"]["dim_z"] == 2
+    loaded = inference.load(path)
+    assert loaded.options == arm_estimator.options
+    x_o = torch.tensor([[0.3, 1.7], [-0.4, 1.2]])
+    a = arm_estimator.posterior(x_o).sample(100, generator=torch.Generator().manual_seed(9))
+    b = loaded.posterior(x_o).sample(100, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(a, b)
+    with pytest.raises(FileExistsError):
+        arm_estimator.save(path)
+
+
+def test_corrupt_weights_are_a_one_line_error(arm_estimator, tmp_path):
+    path = arm_estimator.save(tmp_path / "inn")
+    header = json.loads((path / "estimator.json").read_text())
+    header["config"]["network"]["hidden"] = 99
+    (path / "estimator.json").write_text(json.dumps(header))
+    with pytest.raises(ValueError, match="valid inverse INN"):
+        inference.load(path)
+
+
+class _BrokenArm(Arm):
+    """An arm whose simulations turn to NaN after a few calls (fault injection for the divergence path)."""
+
+    def __init__(self, good_calls: int) -> None:
+        super().__init__()
+        self.calls, self.good_calls = 0, good_calls
+
+    def simulate(self, theta, *, generator=None):
+        self.calls += 1
+        x = super().simulate(theta, generator=generator)
+        return x if self.calls <= self.good_calls else torch.full_like(x, float("nan"))
+
+
+def test_a_diverging_run_stops_with_a_clear_message_and_keeps_the_last_good_weights(tmp_path):
+    opts = INNOptions(steps=50, checkpoint_dir=str(tmp_path / "ckpt"), **TINY)
+    with pytest.raises(TrainingDiverged, match="step"):
+        fit_inn(_BrokenArm(good_calls=25), options=opts, generator=torch.Generator().manual_seed(10), progress=False)
+    from safetensors.torch import load_file
+
+    weights = load_file(str(tmp_path / "ckpt" / "checkpoint.safetensors"))
+    assert weights and all(torch.isfinite(w).all() for w in weights.values())

@@ -15,6 +15,12 @@ Both are "rail coordinate h = x1 + sum_i l_i sin(a_i)" and "reach v = sum_i l_i 
 they differ in the angles and in the order of (h, v). With ``noise_std > 0`` the end point is observed with
 isotropic Gaussian noise, and a likelihood exists.
 
+Set-valued observations (``n_obs``, BayesFlow-style): with ``n_obs=K`` every theta produces a *set* of K i.i.d.
+noisy end points, shape (*, K, 2); ``n_obs=(lo, hi)`` (or ``"lo-hi"``) declares a range of set sizes, so that one
+amortized estimator serves any K in it (``simulate(theta, n_obs=k)`` picks the size; the default is ``hi``). For
+Gaussian noise the set mean is a sufficient statistic: p(theta | y_1..K) = p(theta | ybar) with noise
+``noise_std / sqrt(K)``, which is how the exact reference posterior of a set is computed.
+
 The exact reference posterior draws (x2, x3) from the prior, solves (x4, x1) for the two branches of the last
 segment's angle, and importance-weights each solution by prior(x1) prior(x4) / |det d(y)/d(x1, x4)|
 (= l3 |sin a3|), then resamples. This is exact up to the resampling: no tolerance.
@@ -39,6 +45,12 @@ class Arm:
     Arguments:
         variant: ``"thesis"`` (default) or ``"cumulative"``.
         noise_std: standard deviation of Gaussian noise on the end point (0 = deterministic, as in the thesis).
+        n_obs: ``None`` (default: one end point per theta, shape (*, 2)); an int K (a set of K i.i.d. noisy end
+            points, shape (*, K, 2)); or a range ``(lo, hi)`` / ``"lo-hi"`` of set sizes. Needs ``noise_std > 0``.
+
+    Attributes:
+        n_obs: present only for set-valued observations: the ``(lo, hi)`` range of set sizes.
+        element_shape: present only for set-valued observations: the shape of one set element, ``(2,)``.
 
     Example:
         >>> import torch, simulators
@@ -52,7 +64,9 @@ class Arm:
     observation_names = ("y1", "y2")
     obs_shape = (2,)
 
-    def __init__(self, *, variant: str = "thesis", noise_std: float = 0.0) -> None:
+    def __init__(
+        self, *, variant: str = "thesis", noise_std: float = 0.0, n_obs: int | tuple[int, int] | str | None = None
+    ) -> None:
         if variant not in ("thesis", "cumulative"):
             raise ValueError(f"variant must be 'thesis' or 'cumulative', got {variant!r}")
         if not noise_std >= 0 or not math.isfinite(noise_std):
@@ -65,6 +79,14 @@ class Arm:
         self.prior = dist.Normal(torch.zeros(4), self.sigma).to_event(1)
         if self.noise_std > 0:
             self.log_likelihood = self._log_likelihood
+        if n_obs is not None:
+            lo, hi = parse_set_size(n_obs)
+            if self.noise_std == 0:
+                raise ValueError("n_obs needs noise_std > 0: without noise the K end points of a set are identical")
+            self.n_obs = (lo, hi)
+            self.element_shape = (2,)
+            self.obs_shape = (hi, 2)
+            self.options["n_obs"] = lo if lo == hi else [lo, hi]
 
     # -- geometry -------------------------------------------------------------------------------------------
     def segment_angles(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -93,17 +115,43 @@ class Arm:
         v = l1 * torch.cos(a1) + l2 * torch.cos(a2) + l3 * torch.cos(a3)
         return torch.stack((h, v) if self.variant == "thesis" else (v, h), -1)
 
-    def simulate(self, theta: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """End points y for parameters theta: (*, 4) -> (*, 2)."""
+    def simulate(
+        self, theta: torch.Tensor, *, generator: torch.Generator | None = None, n_obs: int | None = None
+    ) -> torch.Tensor:
+        """End points y for parameters theta: (*, 4) -> (*, 2), or sets of them, (*, K, 2).
+
+        Arguments:
+            theta: parameters, shape (*, 4).
+            generator: source of the observation noise.
+            n_obs: set size K of this call (set-valued simulators only; default: the top of the ``n_obs`` range).
+        """
         y = self.forward(check_theta(theta, 4))
+        if hasattr(self, "n_obs"):
+            k = self.n_obs[1] if n_obs is None else n_obs
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                raise ValueError(f"n_obs must be a positive integer set size, got {k!r}")
+            y = y.unsqueeze(-2).expand(*y.shape[:-1], k, 2)
+        elif n_obs is not None:
+            raise ValueError("n_obs is only accepted by a set-valued arm; build it with simulators.get('arm', n_obs=K)")
         if self.noise_std > 0:
             y = y + self.noise_std * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
         return y
 
     def _log_likelihood(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """log N(x; f(theta), noise_std^2 I), batched: (*, 4), (*, 2) -> (*)."""
+        """log N(x; f(theta), noise_std^2 I), batched: (*, 4), (*, 2) -> (*); for sets (*, K, 2), summed over K."""
         y = self.forward(check_theta(theta, 4))
+        if hasattr(self, "n_obs"):
+            x = self._check_set(x)
+            return dist.Normal(y.unsqueeze(-2), self.noise_std).log_prob(x).sum((-2, -1))
         return dist.Normal(y, self.noise_std).log_prob(x).sum(-1)
+
+    def _check_set(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
+        x = check_observation(x, (2,), name)
+        if x.ndim < 2:
+            raise ValueError(f"{name} must be a set of end points of shape (*, K, 2), got {tuple(x.shape)}")
+        if x.shape[-2] == 0:
+            raise ValueError(f"{name} is an empty set (K = 0); expected at least one end point of shape (2,)")
+        return x
 
     # -- exact posterior ------------------------------------------------------------------------------------
     def reference_posterior(
@@ -130,6 +178,12 @@ class Arm:
         Raises:
             ValueError: if an observation is out of the arm's reach under the prior (no valid solution found).
         """
+        noise = self.noise_std
+        if hasattr(self, "n_obs"):
+            # the set mean is sufficient for Gaussian noise: condition on it with noise / sqrt(K)
+            x_o = self._check_set(x_o, "x_o")
+            noise = noise / math.sqrt(x_o.shape[-2])
+            x_o = x_o.mean(-2)
         x_o = check_observation(x_o, (2,))
         batch = x_o.shape[:-1]
         flat = x_o.reshape(-1, 2)
@@ -137,7 +191,7 @@ class Arm:
         out, ess = [], []
         # Bound memory: handle observations one at a time, proposals in one vectorized pass each.
         for y in flat:
-            s, e = self._reference_one(y, n, m, generator)
+            s, e = self._reference_one(y, n, m, generator, noise)
             out.append(s)
             ess.append(e)
         samples = torch.stack(out, 1).reshape(n, *batch, 4)
@@ -145,20 +199,18 @@ class Arm:
             return samples, torch.stack(ess).reshape(batch)
         return samples
 
-    def _reference_one(self, y: torch.Tensor, n: int, m: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _reference_one(
+        self, y: torch.Tensor, n: int, m: int, generator, noise: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         kw = {"device": y.device, "dtype": y.dtype}
         sigma = self.sigma.to(**kw)
         l1, l2, l3 = self.lengths
         x2 = sigma[1] * torch.randn(m, generator=generator, **kw)
         x3 = sigma[2] * torch.randn(m, generator=generator, **kw)
         target = y
-        if (
-            self.noise_std > 0
-        ):  # joint proposal over the noise: marginalizes to the noisy-likelihood posterior
-            target = y - self.noise_std * torch.randn(m, 2, generator=generator, **kw)
-        h_o, v_o = (
-            (target[..., 0], target[..., 1]) if self.variant == "thesis" else (target[..., 1], target[..., 0])
-        )
+        if noise > 0:  # joint proposal over the noise: marginalizes to the noisy-likelihood posterior
+            target = y - noise * torch.randn(m, 2, generator=generator, **kw)
+        h_o, v_o = (target[..., 0], target[..., 1]) if self.variant == "thesis" else (target[..., 1], target[..., 0])
         if self.variant == "thesis":
             a1, a2 = x2, x3 - x2
         else:
@@ -188,3 +240,31 @@ class Arm:
         ess = 1.0 / (w**2).sum()
         idx = torch.multinomial(w, n, replacement=True, generator=generator)
         return theta[idx], ess
+
+
+def parse_set_size(n_obs: int | tuple[int, int] | list[int] | str) -> tuple[int, int]:
+    """Turn a set size ``K``, a range ``(lo, hi)`` or a string ``"K"`` / ``"lo-hi"`` / ``"lo:hi"`` into ``(lo, hi)``.
+
+    Raises:
+        ValueError: for anything else, or unless ``1 <= lo <= hi``.
+    """
+    value = n_obs
+    if isinstance(value, str):
+        parts = value.replace(":", "-").split("-")
+        try:
+            value = tuple(int(p) for p in parts)
+        except ValueError:
+            value = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if isinstance(value, list | tuple) and len(value) == 1:
+        value = (value[0], value[0])
+    ok = (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        and 1 <= value[0] <= value[1]
+    )
+    if not ok:
+        raise ValueError(f"n_obs must be a set size K >= 1 or a range lo-hi with 1 <= lo <= hi, got {n_obs!r}")
+    return int(value[0]), int(value[1])

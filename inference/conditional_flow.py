@@ -1,0 +1,160 @@
+"""The conditional flow of the cINN: coupling blocks with a condition input, permutations, optional ActNorm.
+
+Two block types, both conditioned on a summary ``c`` of shape (*, C):
+
+- ``"affine"``: :class:`inference.coupling.AffineCoupling` (soft-clamped GLOW block, condition concatenated to
+  every subnetwork input; thesis eqs. 3.10-3.13), reused as is;
+- ``"spline"``: normflows' ``CoupledRationalQuadraticSpline`` (monotone rational-quadratic splines on [-B, B],
+  linear tails; Durkan et al. 2019), whose residual subnetworks take the condition as context. It is wrapped here
+  so that no normflows type leaks out, with the direction convention of this package: ``forward`` maps
+  theta -> z (normflows' ``inverse``), ``inverse`` maps z -> theta.
+
+Every block is followed by a fixed random :class:`inference.coupling.Permutation`; with ``actnorm`` an
+:class:`ActNorm` precedes it. All layers share one call signature, ``layer(x, c) -> (y, log|det dy/dx|)``, and an
+``inverse`` with the same signature.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from inference.coupling import AffineCoupling, Permutation
+
+SPLINE_BOUND = 5.0  # spline interval [-B, B] in standardized units; beyond it the tails are linear (identity)
+
+
+class ActNorm(nn.Module):
+    """Learned per-dimension affine map ``y = x * exp(s) + b``, starting at the identity (Kingma & Dhariwal 2018).
+
+    The data-dependent initialization of GLOW is unnecessary here: theta is already standardized.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(dim))
+        self.shift = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return x * self.log_scale.exp() + self.shift, self.log_scale.sum().expand(x.shape[:-1])
+
+    def inverse(self, y: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return (y - self.shift) * (-self.log_scale).exp(), (-self.log_scale.sum()).expand(y.shape[:-1])
+
+
+class SplineCoupling(nn.Module):
+    """A conditional rational-quadratic spline coupling block (normflows), batched over any leading dims.
+
+    Arguments:
+        dim: width (>= 2).
+        cond_dim: condition width.
+        hidden: hidden width of the residual subnetwork.
+        layers: residual blocks of the subnetwork.
+        bins: spline bins.
+        reverse_mask: transform the other half of the dimensions.
+    """
+
+    def __init__(
+        self, dim: int, *, cond_dim: int, hidden: int = 128, layers: int = 2, bins: int = 8, reverse_mask: bool = False
+    ) -> None:
+        super().__init__()
+        from normflows.flows import CoupledRationalQuadraticSpline
+
+        self.dim = dim
+        self.block = CoupledRationalQuadraticSpline(
+            dim,
+            layers,
+            hidden,
+            num_context_channels=cond_dim or None,
+            num_bins=bins,
+            tails="linear",
+            tail_bound=SPLINE_BOUND,
+            reverse_mask=reverse_mask,
+        )
+        self.block.prqct.transform_net.final_layer.zero_init = True  # start as the identity
+
+    def _call(self, fn, x: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = x.shape[:-1]
+        flat_c = None if c is None else c.expand(*batch, c.shape[-1]).reshape(-1, c.shape[-1])
+        y, log_det = fn(x.reshape(-1, self.dim), flat_c)
+        return y.reshape(x.shape), log_det.reshape(batch)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._call(self.block.inverse, x, c)
+
+    def inverse(self, z: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._call(self.block.forward, z, c)
+
+
+class ConditionalFlow(nn.Module):
+    """A stack of layers ``(ActNorm?, coupling, permutation) x blocks`` with a shared condition.
+
+    Arguments:
+        layers: the layers, each with ``forward(x, c)`` and ``inverse(y, c)`` returning ``(out, log_det)``.
+    """
+
+    def __init__(self, layers: list[nn.Module]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z = f(x; c): x (*, D), c (*, C) -> z (*, D) and log|det dz/dx| (*)."""
+        log_det = x.new_zeros(x.shape[:-1])
+        for layer in self.layers:
+            x, ld = layer(x, c)
+            log_det = log_det + ld
+        return x, log_det
+
+    def inverse(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x = f^{-1}(z; c): z (*, D), c (*, C) -> x (*, D) and log|det dx/dz| (*)."""
+        log_det = z.new_zeros(z.shape[:-1])
+        for layer in reversed(self.layers):
+            z, ld = layer.inverse(z, c)
+            log_det = log_det + ld
+        return z, log_det
+
+
+def build_flow(
+    dim: int,
+    *,
+    cond_dim: int,
+    coupling: str = "affine",
+    blocks: int = 6,
+    hidden: int = 128,
+    layers: int = 2,
+    clamp: float = 2.0,
+    bins: int = 8,
+    actnorm: bool = False,
+    seed: int = 0,
+) -> ConditionalFlow:
+    """Build a :class:`ConditionalFlow`.
+
+    Arguments:
+        dim: parameter dimension D (>= 2).
+        cond_dim: condition (summary) width C.
+        coupling: ``"affine"`` or ``"spline"``.
+        blocks: coupling blocks.
+        hidden: subnetwork hidden width.
+        layers: subnetwork hidden layers (affine) or residual blocks (spline).
+        clamp: soft clamp of the affine log-scales.
+        bins: spline bins.
+        actnorm: an :class:`ActNorm` before every block.
+        seed: seed of the fixed permutations (saved as buffers too).
+    """
+    if coupling not in ("affine", "spline"):
+        raise ValueError(f"coupling must be 'affine' or 'spline', got {coupling!r}")
+    g = torch.Generator().manual_seed(seed)
+    mods: list[nn.Module] = []
+    for i in range(blocks):
+        if actnorm:
+            mods.append(ActNorm(dim))
+        if coupling == "affine":
+            block = AffineCoupling(dim, cond_dim=cond_dim, hidden=hidden, layers=layers, clamp=clamp)
+            block.net1[-1].zero_init = True
+            block.net2[-1].zero_init = True
+        else:
+            block = SplineCoupling(
+                dim, cond_dim=cond_dim, hidden=hidden, layers=layers, bins=bins, reverse_mask=i % 2 == 1
+            )
+        mods += [block, Permutation(dim, generator=g)]
+    return ConditionalFlow(mods)

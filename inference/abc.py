@@ -264,7 +264,7 @@ class ABCPosterior:
             )
         eps = self.estimator.options.eps
         what = (
-            f"ABC found no simulation near the observation{where}"
+            f"ABC found no simulation near {f'observation {b}' if len(batch) else 'the observation'}"
             if near
             else f"ABC accepted only {got} of {n} draws{where}"
         )

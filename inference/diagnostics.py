@@ -276,9 +276,9 @@ def mean_shift_centres(s: np.ndarray, *, quantile: float = 0.3, max_iter: int = 
 def c2st(a: Any, b: Any, *, folds: int = 5, seed: int = 0, max_iter: int = 1000) -> float:
     """Classifier two-sample test: cross-validated accuracy of telling sample set ``a`` from ``b``.
 
-    An MLP (two hidden layers of 10 D units, as in sbi's ``c2st``) is trained on z-scored data to separate the two
-    sets; the mean ``folds``-fold cross-validated accuracy is returned. 0.5 = indistinguishable (the posterior
-    matches the reference), 1.0 = fully separable.
+    An MLP (two hidden layers of 10 D units, as in sbi's ``c2st``, plus early stopping) is trained on z-scored
+    data to separate the two sets; the mean ``folds``-fold cross-validated accuracy is returned.
+    0.5 = indistinguishable (the posterior matches the reference), 1.0 = fully separable.
 
     Arguments:
         a: samples, shape (n_a, D).
@@ -305,7 +305,12 @@ def c2st(a: Any, b: Any, *, folds: int = 5, seed: int = 0, max_iter: int = 1000)
     y = np.concatenate((np.zeros(len(a)), np.ones(len(b))))
     dim = X.shape[1]
     clf = MLPClassifier(
-        hidden_layer_sizes=(10 * dim, 10 * dim), activation="relu", max_iter=max_iter, solver="adam", random_state=seed
+        hidden_layer_sizes=(10 * dim, 10 * dim),
+        activation="relu",
+        max_iter=max_iter,
+        solver="adam",
+        early_stopping=True,  # stop on a 10% validation split: ~10x faster on (near-)indistinguishable sets
+        random_state=seed,
     )
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return float(cross_val_score(clf, X, y, cv=cv, scoring="accuracy").mean())

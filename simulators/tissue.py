@@ -61,8 +61,8 @@ class TissuePrior(Distribution):
         self._mie = torch.tensor([i for i, p in enumerate(PARAM_NAMES) if p.startswith("a_mie")])
         self._uni = torch.tensor([i for i, p in enumerate(PARAM_NAMES) if not p.startswith("a_mie")])
         # P(a_mie > 0) under the untruncated normal
-        self._z0 = torch.tensor(-A_MIE_MEAN / A_MIE_STD)
-        self._mass = 1.0 - torch.special.ndtr(self._z0)
+        self._z0 = torch.tensor(-A_MIE_MEAN / A_MIE_STD)  # float32: the shipped tables were drawn with it
+        self._mass = 1.0 - torch.special.ndtr(torch.tensor(-A_MIE_MEAN / A_MIE_STD, dtype=torch.float64))
         super().__init__(batch_shape=torch.Size(), event_shape=torch.Size([13]), validate_args=False)
 
     @property
@@ -72,10 +72,10 @@ class TissuePrior(Distribution):
     @property
     def mean(self) -> torch.Tensor:
         m = torch.where(torch.isinf(self.high), torch.zeros_like(self.low), (self.low + self.high) / 2)
-        z0 = self._z0.double()
+        z0 = torch.tensor(-A_MIE_MEAN / A_MIE_STD, dtype=torch.float64)
         lam = torch.exp(-0.5 * z0**2) / math.sqrt(2 * math.pi) / (1 - torch.special.ndtr(z0))
         m[self._mie] = float(A_MIE_MEAN + A_MIE_STD * lam)  # mean of the truncated normal
-        return m
+        return m.float()
 
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(), generator=None) -> torch.Tensor:
         """Draw parameters, shape (*sample_shape, 13)."""
@@ -94,12 +94,11 @@ class TissuePrior(Distribution):
         """Log density of ``theta`` (*, 13) -> (*); -inf outside the support."""
         low, high = self.low.to(theta), self.high.to(theta)
         inside = ((theta >= low) & (theta <= high)).all(-1) & (theta[..., self._mie.to(theta.device)] > 0).all(-1)
-        uni = self._uni.to(theta.device)
-        lp = -torch.log(high[uni] - low[uni]).sum().expand(theta.shape[:-1])
+        # uniform components: -sum log(width); truncated normals: normal log density - log P(a_mie > 0)
+        log_uniform = -sum(math.log(_HIGH[i] - _LOW[i]) for i in self._uni.tolist())
+        log_norm = math.log(A_MIE_STD * math.sqrt(2 * math.pi)) + math.log(float(self._mass))
         z = (theta[..., self._mie.to(theta.device)] - A_MIE_MEAN) / A_MIE_STD
-        lp = lp + (-0.5 * z * z - math.log(A_MIE_STD * math.sqrt(2 * math.pi)) - torch.log(self._mass.to(theta))).sum(
-            -1
-        )
+        lp = log_uniform + (-0.5 * z * z - log_norm).sum(-1)
         return torch.where(inside, lp, torch.full_like(lp, -math.inf))
 
 
@@ -141,7 +140,8 @@ class Tissue:
         photons: photon packets per wavelength and tissue in the Monte Carlo (``source="live"``).
         snr: signal-to-noise ratio of the multiplicative Gaussian camera noise; ``None`` for no noise.
         normalize: L1-normalize the 8 bands of each observation.
-        source: ``"live"`` (Monte Carlo) or ``"table"`` (look up the shipped simulation table).
+        source: ``"table"`` (default: look up the shipped simulation table, fast and offline) or ``"live"``
+            (Monte Carlo).
         split: which shipped table ``source="table"`` uses: ``"train"`` (15 000 rows) or ``"test"`` (2 000).
         table: path of another simulation table (raw band reflectance, ``snr=None, normalize=False``) to use
             instead of the shipped one.
@@ -149,7 +149,7 @@ class Tissue:
 
     Example:
         >>> import torch, simulators
-        >>> sim = simulators.get("tissue", photons=200)
+        >>> sim = simulators.get("tissue", source="live", photons=200)
         >>> g = torch.Generator().manual_seed(0)
         >>> theta = simulators.sample_prior(sim.prior, 2, generator=g)
         >>> sim.simulate(theta, generator=g).shape
@@ -169,7 +169,7 @@ class Tissue:
         photons: int = 10_000,
         snr: float | None = 10.0,
         normalize: bool = True,
-        source: str = "live",
+        source: str = "table",
         split: str = "train",
         table: str | None = None,
         max_packets: int = 2_000_000,
@@ -301,6 +301,11 @@ class Tissue:
 
         if table is None:
             with as_file(files("simulators.data").joinpath(TABLES[split])) as path:
+                if not Path(path).exists():
+                    raise FileNotFoundError(
+                        f"the shipped tissue table {TABLES[split]} is missing from simulators/data; use "
+                        "source='live', or regenerate it as described in docs/simulators/tissue.md"
+                    )
                 theta, r, attrs = read_table(path)
         else:
             theta, r, attrs = read_table(Path(table))

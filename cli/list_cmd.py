@@ -1,4 +1,4 @@
-"""``zoo list``: what zoo has — simulators (with their options) and posterior methods."""
+"""``zoo list``: what zoo has — simulators (with their options) and posterior methods; ``--models``: shipped models."""
 
 from __future__ import annotations
 
@@ -6,11 +6,21 @@ import click
 
 import inference
 import simulators
+import zoo
 
 
 @click.command("list")
-def list_cmd() -> None:
-    """List the registered simulators and posterior methods."""
+@click.option("--models", is_flag=True, help="List the shipped models (priors and subjects) instead.")
+def list_cmd(models: bool) -> None:
+    """List the registered simulators and posterior methods (or, with --models, the shipped models)."""
+    if models:
+        click.echo(f"{'model':<22} {'role':<8} {'parameters':>10} {'size':>8}  trained on / what it is")
+        for m in zoo.models():
+            click.echo(
+                f"{m['name']:<22} {m['role']:<8} {m['parameters']:>10,} {m['size_bytes'] / 1e6:>6.2f}MB  "
+                f"{m['trained_on']}: {m['description']}"
+            )
+        return
     click.echo("simulators:")
     for name in simulators.names():
         opts = ", ".join(f"{k}={v!r}" for k, v in simulators.options(name).items())

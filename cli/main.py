@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 import zoo
+from cli.check import check
 from cli.diagnose import diagnose
 from cli.errors import ZooClickGroup
 from cli.infer import infer
@@ -24,3 +25,4 @@ main.add_command(simulate)
 main.add_command(train)
 main.add_command(infer)
 main.add_command(diagnose)
+main.add_command(check)

@@ -337,7 +337,7 @@ def _ddpm(recipe, sim, net, tc, ckpt, resume, progress, device):
     return model.ema, extra, history
 
 
-def _colored_digits(sim, idx: torch.Tensor, g: torch.Generator, *, mixed: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def colored_digits(sim, idx: torch.Tensor, g: torch.Generator, *, mixed: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Random recolorings of the digits ``idx`` (tied colors; with ``mixed`` half get an independent digit color)."""
     grey, labels = sim.digits[idx], sim.labels[idx]
     c0 = sample_colors((len(idx),), generator=g)
@@ -354,7 +354,7 @@ def _autoencoder(recipe, sim, net, tc, ckpt, resume, progress, device):
     def batches(step: int) -> torch.Tensor:
         g = _data_generator(recipe.seed, step)
         idx = train_idx[torch.randint(len(train_idx), (recipe.batch_size,), generator=g)]
-        x, _ = _colored_digits(sim, idx, g, mixed=False)
+        x, _ = colored_digits(sim, idx, g, mixed=False)
         return decolorize(x).to(device)
 
     def loss_fn(grey: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
@@ -364,7 +364,7 @@ def _autoencoder(recipe, sim, net, tc, ckpt, resume, progress, device):
         net, loss_fn, batches, config=tc, checkpoint_dir=ckpt, resume=resume, progress=progress, desc=recipe.name
     )
     with torch.no_grad():
-        x, _ = _colored_digits(sim, test_idx, torch.Generator().manual_seed(1), mixed=False)
+        x, _ = colored_digits(sim, test_idx, torch.Generator().manual_seed(1), mixed=False)
         grey = decolorize(x.to(device))
         rmse = float((net.decode(net(x.to(device))) - grey).pow(2).mean().sqrt())
     extra = {
@@ -381,7 +381,7 @@ def _classifier(recipe, sim, net, tc, ckpt, resume, progress, device):
     def batches(step: int) -> tuple[torch.Tensor, torch.Tensor]:
         g = _data_generator(recipe.seed, step)
         idx = train_idx[torch.randint(len(train_idx), (recipe.batch_size,), generator=g)]
-        x, y = _colored_digits(sim, idx, g, mixed=True)
+        x, y = colored_digits(sim, idx, g, mixed=True)
         dx, dy = torch.randint(-1, 2, (2,), generator=g).tolist()  # shift the batch by up to one pixel
         return torch.roll(x, (dx, dy), (-2, -1)).to(device), y.to(device)
 
@@ -396,7 +396,7 @@ def _classifier(recipe, sim, net, tc, ckpt, resume, progress, device):
     with torch.no_grad():
         accs = {}
         for mixed in (False, True):
-            x, y = _colored_digits(sim, test_idx, torch.Generator().manual_seed(1), mixed=mixed)
+            x, y = colored_digits(sim, test_idx, torch.Generator().manual_seed(1), mixed=mixed)
             accs["independent_colors" if mixed else "tied_colors"] = float(
                 (net(x.to(device)).argmax(-1).cpu() == y).float().mean()
             )

@@ -7,7 +7,7 @@ import torch
 from diffusers import UNet2DModel
 
 
-def tiny_unet(channels: int = 3, size: int = 8, seed: int = 0) -> UNet2DModel:
+def _tiny_unet(channels: int = 3, size: int = 8, seed: int = 0) -> UNet2DModel:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return UNet2DModel(
@@ -22,9 +22,7 @@ def tiny_unet(channels: int = 3, size: int = 8, seed: int = 0) -> UNet2DModel:
         ).eval()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+@pytest.fixture
+def tiny_unet():
+    """A factory of tiny, seeded UNet2DModels: ``tiny_unet(channels=3, size=8, seed=0)``."""
+    return _tiny_unet

@@ -15,7 +15,6 @@ from diffusers import DDIMScheduler, DDPMPipeline, DDPMScheduler, FlowMatchEuler
 from safetensors.torch import save_file
 
 import zoo
-from tests.zoo.conftest import tiny_unet
 from zoo import DiffusionPrior, FlowPrior, Subject
 from zoo.architectures import DigitsCNN, build, realnvp
 
@@ -29,7 +28,7 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> None:
 
 
 @pytest.mark.parametrize("cls", [DDPMScheduler, DDIMScheduler, FlowMatchEulerDiscreteScheduler])
-def test_diffusion_prior_zoo_round_trip(tmp_path, cls):
+def test_diffusion_prior_zoo_round_trip(tmp_path, cls, tiny_unet):
     prior = DiffusionPrior(tiny_unet(), cls(), normalization={"mean": 0.5, "std": 0.5})
     zoo.save(prior, tmp_path / "p")
     back = zoo.load(tmp_path / "p", role="prior")
@@ -71,7 +70,7 @@ def test_models_without_a_zoo_architecture_cannot_be_saved(tmp_path):
 
 
 @pytest.mark.parametrize("layout", ["model_dir", "pipeline"])
-def test_diffusers_save_pretrained_directory_loads_as_prior(tmp_path, layout):
+def test_diffusers_save_pretrained_directory_loads_as_prior(tmp_path, layout, tiny_unet):
     unet, sched = tiny_unet(), DDIMScheduler(prediction_type="v_prediction")
     if layout == "model_dir":
         unet.save_pretrained(tmp_path)
@@ -86,7 +85,7 @@ def test_diffusers_save_pretrained_directory_loads_as_prior(tmp_path, layout):
     assert (prior.norm_mean, prior.norm_std) == (0.5, 0.5)  # diffusers images live in [-1, 1]
 
 
-def test_diffusers_directory_without_scheduler_needs_one(tmp_path):
+def test_diffusers_directory_without_scheduler_needs_one(tmp_path, tiny_unet):
     tiny_unet().save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="no scheduler_config.json"):
         zoo.load(tmp_path, role="prior")
@@ -128,7 +127,7 @@ def test_malicious_pickle_is_refused_without_running_it(tmp_path, zipped):
     assert not canary.exists()
 
 
-def test_diffusers_directory_with_only_pickle_weights_is_refused(tmp_path):
+def test_diffusers_directory_with_only_pickle_weights_is_refused(tmp_path, tiny_unet):
     tiny_unet().save_pretrained(tmp_path, safe_serialization=False)
     DDPMScheduler().save_pretrained(tmp_path)
     assert not list(tmp_path.glob("*.safetensors"))

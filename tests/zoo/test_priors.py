@@ -13,7 +13,6 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, FlowMatchEulerDiscreteScheduler
 from torch import nn
 
-from tests.zoo.conftest import tiny_unet
 from zoo import DiffusionPrior
 
 
@@ -23,7 +22,7 @@ def _x(shape=(3, 3, 8, 8), seed=1):
 
 @pytest.mark.parametrize("prediction", ["epsilon", "v_prediction", "sample"])
 @pytest.mark.parametrize("cls", [DDPMScheduler, DDIMScheduler])
-def test_tweedie_matches_scheduler_pred_original_sample(cls, prediction):
+def test_tweedie_matches_scheduler_pred_original_sample(cls, prediction, tiny_unet):
     sched = cls(prediction_type=prediction, clip_sample=False)
     prior = DiffusionPrior(tiny_unet(), sched)
     sched.set_timesteps(20)
@@ -35,7 +34,7 @@ def test_tweedie_matches_scheduler_pred_original_sample(cls, prediction):
 
 
 @pytest.mark.parametrize("clip", [False, True])
-def test_ddpm_step_matches_scheduler(clip):
+def test_ddpm_step_matches_scheduler(clip, tiny_unet):
     sched = DDPMScheduler(beta_schedule="squaredcos_cap_v2", clip_sample=clip)
     prior = DiffusionPrior(tiny_unet(), sched)
     n = 10
@@ -52,7 +51,7 @@ def test_ddpm_step_matches_scheduler(clip):
 
 
 @pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
-def test_ddim_step_matches_scheduler(eta):
+def test_ddim_step_matches_scheduler(eta, tiny_unet):
     sched = DDIMScheduler(clip_sample=True)
     prior = DiffusionPrior(tiny_unet(), sched)
     n = 8
@@ -67,7 +66,7 @@ def test_ddim_step_matches_scheduler(eta):
         torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
 
 
-def test_ddpm_posterior_equals_ddim_with_eta_one():
+def test_ddpm_posterior_equals_ddim_with_eta_one(tiny_unet):
     prior = DiffusionPrior(tiny_unet(), DDPMScheduler(clip_sample=False))
     ts = prior.timesteps(10)
     x_t, z = _x(), _x(seed=3)
@@ -77,7 +76,7 @@ def test_ddpm_posterior_equals_ddim_with_eta_one():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-def test_flow_matching_euler_and_x0_match_scheduler():
+def test_flow_matching_euler_and_x0_match_scheduler(tiny_unet):
     sched = FlowMatchEulerDiscreteScheduler(shift=3.0)
     prior = DiffusionPrior(tiny_unet(), sched)
     n = 6
@@ -99,7 +98,7 @@ def test_flow_matching_euler_and_x0_match_scheduler():
 
 
 @pytest.mark.parametrize("cls", [DDPMScheduler, FlowMatchEulerDiscreteScheduler])
-def test_noise_matches_scheduler(cls):
+def test_noise_matches_scheduler(cls, tiny_unet):
     sched = cls()
     prior = DiffusionPrior(tiny_unet(), sched)
     x0, eps = _x(), _x(seed=7)
@@ -114,7 +113,7 @@ def test_noise_matches_scheduler(cls):
 
 
 @pytest.mark.parametrize("cls", [DDPMScheduler, FlowMatchEulerDiscreteScheduler])
-def test_gradients_flow_through_x0_estimate_and_step(cls):
+def test_gradients_flow_through_x0_estimate_and_step(cls, tiny_unet):
     prior = DiffusionPrior(tiny_unet(), cls())
     ts = prior.timesteps(5)
     x_t = _x().requires_grad_(True)
@@ -125,7 +124,7 @@ def test_gradients_flow_through_x0_estimate_and_step(cls):
     assert g and all(torch.isfinite(v).all() for v in g)
 
 
-def test_per_sample_times_equal_rowwise_evaluation():
+def test_per_sample_times_equal_rowwise_evaluation(tiny_unet):
     prior = DiffusionPrior(tiny_unet(), DDPMScheduler())
     x_t, t = _x(), torch.tensor([900, 500, 3])
     batched = prior.x0_estimate(x_t, t)
@@ -136,7 +135,7 @@ def test_per_sample_times_equal_rowwise_evaluation():
         prior.x0_estimate(x_t, torch.tensor([1, 2]))
 
 
-def test_sampling_is_deterministic_under_a_generator_and_has_the_shape():
+def test_sampling_is_deterministic_under_a_generator_and_has_the_shape(tiny_unet):
     prior = DiffusionPrior(tiny_unet(), DDPMScheduler(), normalization={"mean": 0.5, "std": 0.5})
     a = prior.sample(2, num_steps=4, generator=torch.Generator().manual_seed(0))
     b = prior.sample(2, num_steps=4, generator=torch.Generator().manual_seed(0))
@@ -146,7 +145,7 @@ def test_sampling_is_deterministic_under_a_generator_and_has_the_shape():
     assert a.min() >= 0 and a.max() <= 1
 
 
-def test_unsupported_schedulers_are_refused():
+def test_unsupported_schedulers_are_refused(tiny_unet):
     with pytest.raises(ValueError, match="unsupported scheduler"):
         from diffusers import EulerDiscreteScheduler
 

@@ -351,17 +351,30 @@ def read_estimator(directory: str | os.PathLike) -> EstimatorFiles:
 
 
 def load(directory: str | os.PathLike) -> Estimator:
-    """Rebuild a saved estimator from its directory.
+    """Rebuild a saved estimator from its directory, or a shipped estimator by name.
 
     Arguments:
-        directory: a directory written by ``Estimator.save``.
+        directory: a directory written by ``Estimator.save``, or the name of a shipped estimator
+            (``zoo.estimators.names()``, e.g. ``"arm-cinn"``).
 
     Returns:
         The estimator, ready for ``posterior(x_o)``.
 
     Raises:
-        FileNotFoundError / ValueError: for a missing, corrupt or foreign directory (one-line messages).
+        FileNotFoundError / ValueError: for a missing, corrupt or foreign directory (one-line messages); for a
+            shipped estimator the message says to retrain it (``--retrain``).
     """
+    from zoo import estimators as shipped  # names -> directories of the shipped estimators
+
+    if shipped.is_shipped(directory) and not Path(directory).exists():
+        name = directory
+        try:
+            files = read_estimator(shipped.get(name).directory)
+            return method_spec(files.method).load_fn(files)
+        except (FileNotFoundError, ValueError) as e:
+            raise type(e)(
+                f"shipped estimator {name!r} is unusable: {e}; reinstall zoo or train afresh with --retrain"
+            ) from e
     files = read_estimator(directory)
     return method_spec(files.method).load_fn(files)
 

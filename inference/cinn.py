@@ -172,8 +172,7 @@ class ConditionalINN(nn.Module):
         for start in range(0, n, per):
             m = min(per, n - start)
             z = torch.randn((m, b, self.dim), generator=generator, device=h.device, dtype=h.dtype)
-            u, _ = self.flow.inverse(z, h.expand(m, b, h.shape[-1]))
-            out.append(u * self.theta_std + self.theta_mean)
+            out.append(self.flow.sample_inverse(z, h) * self.theta_std + self.theta_mean)
         return torch.cat(out) if out else h.new_zeros((0, b, self.dim))
 
     @torch.no_grad()
@@ -345,6 +344,7 @@ def fit_cinn(
     options: CINNOptions,
     generator: torch.Generator | None = None,
     progress: bool = True,
+    simulations: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> CINNEstimator:
     """Train a conditional INN on ``budget`` simulations (or online) by maximum likelihood.
 
@@ -354,6 +354,9 @@ def fit_cinn(
         options: :class:`CINNOptions`.
         generator: source of all randomness (initialization, simulations, batches).
         progress: show a progress bar.
+        simulations: a fixed table ``(theta (N, D), x (N, *obs_shape))`` to train on instead of simulating (e.g. the
+            same simulations given to a peer method); the last ``val_fraction`` of its rows are held out and
+            ``budget`` is ignored (recorded as N).
 
     Returns:
         the trained :class:`CINNEstimator`.
@@ -369,16 +372,19 @@ def fit_cinn(
     _reset_parameters(model, gen)
     set_valued = model.set_valued
     lo, hi = simulator.n_obs if set_valued else (1, 1)
-    online = budget is None or o.online
+    if simulations is not None:
+        budget = len(simulations[0])
+    online = (budget is None or o.online) and simulations is None
 
     n_val = max(256, int(o.val_fraction * budget)) if budget is not None else 4096
     if budget is not None and not online and budget - n_val < o.batch_size:
         raise ValueError(f"budget {budget} is too small: need at least batch_size + {n_val} validation simulations")
-    theta_val, x_val = _simulate(simulator, n_val, gen)
-    if online:
-        theta_tr, x_tr = _simulate(simulator, _PILOT, gen)
+    if simulations is not None:
+        theta_all, x_all = (t.to(simulations[0].dtype) for t in simulations)
+        theta_tr, x_tr, theta_val, x_val = theta_all[:-n_val], x_all[:-n_val], theta_all[-n_val:], x_all[-n_val:]
     else:
-        theta_tr, x_tr = _simulate(simulator, budget - n_val, gen)
+        theta_val, x_val = _simulate(simulator, n_val, gen)
+        theta_tr, x_tr = _simulate(simulator, _PILOT if online else budget - n_val, gen)
     model.set_standardization(theta_tr, x_tr)
 
     def batches(step: int) -> tuple[torch.Tensor, torch.Tensor]:

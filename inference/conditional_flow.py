@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from inference.coupling import AffineCoupling, Permutation
+from inference.coupling import AffineCoupling, Permutation, soft_clamp
 
 SPLINE_BOUND = 5.0  # spline interval [-B, B] in standardized units; beyond it the tails are linear (identity)
 
@@ -112,6 +112,50 @@ class ConditionalFlow(nn.Module):
             z, ld = layer.inverse(z, c)
             log_det = log_det + ld
         return z, log_det
+
+    def sample_inverse(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """x = f^{-1}(z; c) for many draws per condition, without log-determinants (the sampling fast path).
+
+        Arguments:
+            z: latent draws, shape (n, B, D).
+            c: one condition per observation, shape (B, C), shared by its n draws.
+
+        Returns:
+            x, shape (n, B, D); equal to ``inverse(z, c.expand(n, B, C))[0]`` up to float round-off.
+
+        For affine blocks the condition's share of each subnetwork's first layer, ``W_c c + b``, is computed once
+        per observation and broadcast over the draws, instead of concatenating ``c`` to every draw: with many
+        draws per observation that removes most of the work of the first layer.
+        """
+        for layer in reversed(self.layers):
+            if isinstance(layer, AffineCoupling):
+                z = _affine_inverse_shared(layer, z, c)
+            else:
+                z, _ = layer.inverse(z, c.expand(*z.shape[:-1], c.shape[-1]))
+        return z
+
+
+def _affine_inverse_shared(block: AffineCoupling, u: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``AffineCoupling.inverse`` with the condition term of the first layer hoisted out of the draw dimension.
+
+    The block's subnetworks see ``cat(h, c)``; splitting the first weight matrix as ``W = [W_h, W_c]`` gives
+    ``W cat(h, c) + b = W_h h + (W_c c + b)``, the bracket being per observation.
+    """
+
+    def coefficients(net: torch.nn.Sequential, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        first = net[0]
+        d = h.shape[-1]
+        bias_c = torch.addmm(first.bias, c, first.weight[:, d:].T) if block.cond_dim else first.bias
+        a = torch.matmul(h, first.weight[:, :d].T) + bias_c
+        s, t = net[1:](a).chunk(2, -1)
+        return soft_clamp(s, block.clamp), t
+
+    u1, u2 = u[..., : block.d1], u[..., block.d1 :]
+    s2, t2 = coefficients(block.net2, u1)
+    x2 = (u2 - t2) * torch.exp(-s2)
+    s1, t1 = coefficients(block.net1, x2)
+    x1 = (u1 - t1) * torch.exp(-s1)
+    return torch.cat((x1, x2), -1)
 
 
 def build_flow(

@@ -1,0 +1,101 @@
+"""Shipped posterior estimators: a registry from names to estimator directories under ``zoo/estimators/``.
+
+Each entry names a directory written by ``Estimator.save`` (``estimator.json`` + ``weights.safetensors``) and the
+exact ``zoo train`` command that produced it, so that every shipped file is reproducible. zoo only knows names,
+paths and metadata; ``inference.load(name)`` rebuilds the estimator (zoo never imports inference).
+
+Example:
+    >>> import zoo.estimators
+    >>> zoo.estimators.get("arm-cinn").simulator
+    'arm'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).with_name("estimators")
+
+
+@dataclass(frozen=True)
+class ShippedEstimator:
+    """Metadata of one shipped estimator.
+
+    Attributes:
+        name: registry name, e.g. ``"arm-cinn"``.
+        simulator: the simulator name it serves.
+        simulator_options: the simulator options it was trained with (it is the default only for these).
+        method: the posterior method.
+        recipe: the exact command that trained it (run from the repository root).
+        seed: the training seed.
+        budget: simulations it was trained on.
+        description: one line for ``zoo list``.
+        measured: numbers measured on it (see docs/amortized.md), for the record.
+    """
+
+    name: str
+    simulator: str
+    simulator_options: dict[str, Any]
+    method: str
+    recipe: str
+    seed: int
+    budget: int
+    description: str
+    measured: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def directory(self) -> Path:
+        """The estimator directory inside the installed package."""
+        return ROOT / self.name
+
+
+_REGISTRY: dict[str, ShippedEstimator] = {}
+
+
+def register(entry: ShippedEstimator) -> None:
+    """Add a shipped estimator to the registry."""
+    if entry.name in _REGISTRY:
+        raise ValueError(f"shipped estimator {entry.name!r} is already registered")
+    _REGISTRY[entry.name] = entry
+
+
+def names() -> list[str]:
+    """The names of the shipped estimators, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> ShippedEstimator:
+    """The metadata of a shipped estimator.
+
+    Raises:
+        ValueError: for an unknown name, listing the shipped ones.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"no shipped estimator named {name!r}; shipped: {', '.join(names()) or 'none'}")
+    return _REGISTRY[name]
+
+
+def is_shipped(name: Any) -> bool:
+    """Whether ``name`` is the name of a shipped estimator."""
+    return isinstance(name, str) and name in _REGISTRY
+
+
+def default_for(simulator: str, options: dict[str, Any] | None = None) -> ShippedEstimator | None:
+    """The shipped estimator ``zoo infer --simulator NAME`` uses by default, or ``None``.
+
+    Arguments:
+        simulator: a simulator name.
+        options: the simulator's options (``simulator.options``); an estimator is the default only for the options it
+            was trained with.
+    """
+    for entry in _REGISTRY.values():
+        if entry.simulator == simulator and _same(options or {}, entry.simulator_options):
+            return entry
+    return None
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = set(a) | set(b)
+    return all(a.get(k) == b.get(k) for k in keys)

@@ -165,3 +165,11 @@ def test_only_the_last_layer_may_be_semi_infinite():
         _run(spec, 10)
     with pytest.raises(ValueError, match="photons"):
         _run(TWO, 1)
+
+
+@pytest.mark.gpu
+def test_runs_on_the_device_of_its_inputs():
+    props = {k: v.cuda() for k, v in _layers(VDH).items()}
+    r = mcml.simulate(**props, photons=100_000, generator=torch.Generator(device="cuda").manual_seed(0))
+    assert r.diffuse.device.type == "cuda"
+    assert abs(r.diffuse.item() - VDH_RD) < 4 * r.diffuse_se.item() + 5e-6

@@ -197,6 +197,14 @@ def _run_chain(
         max_tree_depth=opts.max_tree_depth,
         adapt_mass_matrix=True,
     )
+    # Divergences from the kernel's record (post-warm-up divergent steps), read while sampling: MCMC.diagnostics()
+    # would also compute a one-chain R-hat, which fails for fewer than 4 draws.
+    record = {"divergences": 0}
+
+    def hook(kern, _params, stage, _i) -> None:
+        if stage == "Sample":
+            record["divergences"] = len(kern.diagnostics()["divergences"])
+
     with torch.random.fork_rng(devices=[]):  # pyro uses the global RNG: seed a fork, restore the caller's state
         torch.manual_seed(seed)
         mcmc = MCMC(
@@ -205,12 +213,11 @@ def _run_chain(
             warmup_steps=opts.warmup,
             initial_params={"theta": init},
             disable_progbar=True,
+            hook_fn=hook,
         )
         mcmc.run()
     draws = mcmc.get_samples()["theta"].detach().to(torch.float32)
-    diag = mcmc.diagnostics()
-    n_div = sum(len(v) for v in diag.get("divergences", {}).values())
-    return draws, int(n_div)
+    return draws, int(record["divergences"])
 
 
 def fit_nuts(

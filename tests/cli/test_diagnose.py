@@ -1,0 +1,93 @@
+"""`zoo diagnose`: a calibration run over simulated test cases, and summaries of existing result files."""
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from inference.results import read_calibration
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_diagnose_gaussian_mixture_abc_is_calibrated(runner, tmp_path):
+    out = tmp_path / "diag"
+    n_test = 100
+    r = runner.invoke(
+        main,
+        [
+            "diagnose",
+            "--simulator",
+            "gaussian-mixture",
+            "--method",
+            "abc",
+            "--n-test",
+            str(n_test),
+            "--n-samples",
+            "200",
+            "--budget",
+            "20000",
+            "--out",
+            str(out),
+            "-q",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert {"calibration.nc", "calibration.md", "calibration.png", "sbc.png"} <= {p.name for p in out.iterdir()}
+    rep = read_calibration(out / "calibration.nc")
+    # ABC is exact on discrete observations: the error is Monte-Carlo noise, below 4 s.e. = 4 * 0.5 / sqrt(N)
+    assert rep.error < 4 * 0.5 / n_test**0.5
+    assert (rep.sbc_pvalues > 1e-4).all()
+    assert f"calibration error {100 * rep.error:.2f}%" in r.output
+    # summarize the file it wrote
+    r = runner.invoke(main, ["diagnose", str(out / "calibration.nc")])
+    assert r.exit_code == 0, r.output
+    assert "method abc" in r.output and "calib. err" in r.output and "truth inside" in r.output
+    # refuses to overwrite
+    r = runner.invoke(main, ["diagnose", "-s", "gaussian-mixture", "--n-test", "10", "--out", str(out), "-q"])
+    assert r.exit_code == 2 and "already exists" in r.output
+
+
+def test_diagnose_summarizes_a_posterior_file(runner, tmp_path):
+    out = tmp_path / "inf"
+    r = runner.invoke(
+        main,
+        [
+            "infer",
+            "-s",
+            "arm",
+            "--theta",
+            "0,0.3,-0.2,0.4",
+            "--budget",
+            "20000",
+            "-n",
+            "100",
+            "--out",
+            str(out),
+            "--no-plots",
+            "-q",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["diagnose", str(out / "posterior.nc")])
+    assert r.exit_code == 0, r.output
+    assert "arm" in r.output and "posterior mean ± sd: rail" in r.output and "eps" in r.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "give a result file"),
+        (["-s", "arm"], "needs --out"),
+        (["missing.nc"], "does not exist"),
+        (["-s", "arm", "--method", "nuts", "--out", "d"], "needs a simulator with a likelihood"),
+        (["-s", "arm", "--n-test", "1", "--out", "d"], "--n-test must be >= 2"),
+    ],
+)
+def test_diagnose_bad_input_exits_2(runner, tmp_path, args, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(main, ["diagnose", *args, "-q"] if args and not args[0].endswith(".nc") else ["diagnose", *args])
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert not (tmp_path / "d").exists()

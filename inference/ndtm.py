@@ -1,0 +1,284 @@
+"""NDTM fiber guidance: sample the fiber of a subject phi through h by guiding a pretrained diffusion prior.
+
+Non-linear diffusion trajectory matching (Pandey et al. 2025) as used for invariance sampling by Rousselot et al.
+(2026, section 3.2 and appendix C). The guided sampler alternates a correction and a denoising step (eqs. 8-9):
+
+    x^_t    = x_t + gamma_t u_t
+    x_{t-1} = DenoisingStep(x^_t)
+
+where, at every step, the control u_t starts at zero and takes N optimizer steps on (eq. 10 / 22)
+
+    L(u_t) = L_terminal + kappa_t ||u_t||^2 + tau_t ||score(x_t + gamma_t u_t) - score(x_t)||^2,
+    L_terminal = ||phi(E[x_0 | x^_t]) - h_t||^2                         (the fiber loss on the Tweedie estimate).
+
+The target h_t is, by default, the paper's modification (eqs. 11-12): with the input x available,
+h_t = phi(E[x_0 | x'_t]) with x'_t ~ q(x_t | x_0 = x), so that both sides of the fiber loss are seen at the same
+level of detail; with ``renoise_target=False`` (or only features h given) it is the static h = phi(x).
+
+Defaults from appendix C: kappa_t = 1e-4, tau_t = 0, a learning rate decaying linearly from 2e-3 to 0 over the
+trajectory, N = 4 inner steps and a guidance schedule gamma_t that is strongest on the mid-range t in [400, 700]
+(of T = 1000). u_t is optimized with Adam, as in the reference NDTM implementation, so that the learning rate is a
+step size per pixel whatever the scale of the subject's features.
+
+Cost: per sample and denoising step, N forward+backward passes of the prior and the subject plus one forward pass
+of the prior, i.e. T (N fwd+bwd + 1 fwd) network passes per fiber sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from zoo.priors import DiffusionPrior, Prior
+from zoo.subjects import Subject
+
+SCHEDULES = ("constant", "mid", "mid+end")
+
+
+@dataclass(frozen=True)
+class NDTMOptions:
+    """Settings of NDTM guidance (defaults: Rousselot et al. 2026, appendix C).
+
+    Attributes:
+        num_steps: denoising steps T of the sampler (the scheduler's own spacing).
+        inner_steps: optimizer steps N on u_t per denoising step (the paper uses 4-8).
+        gamma: the guidance strength; gamma_t = gamma * w(t) with the schedule's weight w. 0 is unguided sampling.
+        schedule: ``"constant"`` (w = 1), ``"mid"`` (w = 1 on t/T in ``mid``, ``outside`` elsewhere) or
+            ``"mid+end"`` (as ``"mid"``, and rising linearly to ``end`` over the last ``end_from`` of the
+            trajectory: "increasing gamma_t towards the end ... can help to reduce the fiber loss further").
+        mid: the interval of t/T where guidance is strongest (the paper: t in [700, 400] of 1000).
+        outside: the weight of gamma_t outside ``mid``.
+        end: the weight reached at t = 0 with ``"mid+end"``.
+        end_from: t/T below which the weight rises to ``end`` with ``"mid+end"``.
+        kappa: kappa_t, weight of the control cost ||u_t||^2.
+        tau: tau_t, weight of the score-change cost (0 skips its extra network pass).
+        lr: learning rate of u_t at the first step; it decays linearly to 0 at the last.
+        optimizer: ``"adam"`` (per-pixel step size lr) or ``"sgd"`` (plain gradient descent).
+        renoise_target: the paper's modification: h_t = phi(E[x_0 | x'_t]), x'_t ~ q(x_t | x_0 = x) (needs x).
+        eta: DDIM noise (``None``: the scheduler's own sampler; see :meth:`zoo.DiffusionPrior.step`).
+    """
+
+    num_steps: int = 50
+    inner_steps: int = 4
+    gamma: float = 1.0
+    schedule: str = "mid"
+    mid: tuple[float, float] = (0.4, 0.7)
+    outside: float = 0.5
+    end: float = 2.0
+    end_from: float = 0.1
+    kappa: float = 1e-4
+    tau: float = 0.0
+    lr: float = 2e-3
+    optimizer: str = "adam"
+    renoise_target: bool = True
+    eta: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_steps < 1 or self.inner_steps < 1:
+            raise ValueError(f"num_steps and inner_steps must be >= 1, got {self.num_steps}, {self.inner_steps}")
+        if self.gamma < 0 or self.kappa < 0 or self.tau < 0 or self.lr < 0:
+            raise ValueError("gamma, kappa, tau and lr must be >= 0")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+
+    def gamma_t(self, s: float) -> float:
+        """gamma_t at the normalized time s = t / T in [0, 1]."""
+        if self.schedule == "constant":
+            return self.gamma
+        lo, hi = self.mid
+        w = 1.0 if lo <= s <= hi else self.outside
+        if self.schedule == "mid+end" and s < self.end_from:
+            w = max(w, self.outside + (self.end - self.outside) * (1 - s / self.end_from))
+        return self.gamma * w
+
+
+@dataclass
+class NDTMResult:
+    """Fiber samples of NDTM with the per-step cost terms.
+
+    Attributes:
+        samples: data-space samples, shape (B, *shape).
+        fiber_loss: ||phi(x~) - h||^2 of the final samples against the static target, shape (B,).
+        terminal, control, score: the three cost terms at the last inner step of every denoising step,
+            shape (num_steps, B) (0 where gamma_t = 0 and no optimization ran).
+        gamma: gamma_t per denoising step, shape (num_steps,).
+        timesteps: the model times, shape (num_steps,).
+        options: the options used.
+    """
+
+    samples: torch.Tensor
+    fiber_loss: torch.Tensor
+    terminal: torch.Tensor
+    control: torch.Tensor
+    score: torch.Tensor
+    gamma: torch.Tensor
+    timesteps: torch.Tensor
+    options: NDTMOptions
+
+    def options_dict(self) -> dict[str, Any]:
+        return asdict(self.options)
+
+
+def check_compatible(prior: Prior, subject: Subject, x: torch.Tensor | None = None) -> None:
+    """Refuse, before any sampling, a prior / subject / input combination that cannot work.
+
+    Checks: the prior is a diffusion / flow-matching prior; the input has the prior's sample shape (and the
+    subject's input shape where recorded); prior and subject record the same input range; the subject's output
+    is a floating tensor differentiable in its input with a gradient that is not identically zero.
+
+    Raises:
+        ValueError: with a one-line reason.
+    """
+    if not isinstance(prior, DiffusionPrior):
+        raise ValueError(f"NDTM needs a diffusion or flow-matching prior, got {type(prior).__name__}")
+    shape = tuple(prior.shape)
+    if subject.input_shape is not None and tuple(subject.input_shape) != shape:
+        raise ValueError(f"the subject takes inputs of shape {tuple(subject.input_shape)}, the prior makes {shape}")
+    if x is not None and tuple(x.shape[1:]) != shape:
+        raise ValueError(f"input images must have shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
+    r_p = prior.meta.get("input", {}).get("range")
+    r_s = subject.meta.get("input", {}).get("range")
+    if r_p is not None and r_s is not None and [float(v) for v in r_p] != [float(v) for v in r_s]:
+        raise ValueError(f"the prior makes data in range {list(r_p)} but the subject expects {list(r_s)}")
+    probe = (x[:1] if x is not None else torch.rand(1, *shape)).detach().clone().to(prior.device)
+    probe.requires_grad_(True)
+    try:
+        h = subject(probe)
+    except Exception as e:  # the subject's own failure, reported in one line
+        raise ValueError(f"the subject failed on an input of shape {tuple(probe.shape)}: {e}") from e
+    if not torch.is_tensor(h) or not h.is_floating_point() or not h.requires_grad:
+        raise ValueError("the subject's output is not differentiable in its input; choose a differentiable output")
+    (g,) = torch.autograd.grad(h.float().pow(2).sum(), probe, allow_unused=True)
+    if g is None or not bool(torch.isfinite(g).all()) or not bool((g != 0).any()):
+        raise ValueError("the subject's output has no (finite, non-zero) gradient in its input; NDTM cannot guide it")
+
+
+def _score(prior: DiffusionPrior, x: torch.Tensor, t: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """The model's score estimate grad log p(x_t) = -E[eps | x_t] / sigma_t."""
+    if prior.parametrization == "flow":
+        sigma = prior.sigma(t)
+    else:
+        sigma = (1 - prior.alpha_bar(t)).sqrt()
+    eps = prior.eps_estimate(x, t, model_output=out)
+    return -eps / sigma.clamp(min=1e-8).to(x.dtype).view(-1, *([1] * (x.ndim - 1)))
+
+
+def _sq(v: torch.Tensor) -> torch.Tensor:
+    """Per-sample squared norm, shape (B,)."""
+    return v.flatten(1).pow(2).sum(1)
+
+
+def ndtm_sample(
+    prior: DiffusionPrior,
+    subject: Subject,
+    *,
+    x: torch.Tensor | None = None,
+    h: torch.Tensor | None = None,
+    options: NDTMOptions = NDTMOptions(),
+    generator: torch.Generator | None = None,
+    x_T: torch.Tensor | None = None,
+    progress: bool = False,
+) -> NDTMResult:
+    """Draw fiber samples x~ with phi(x~) ~= phi(x), one per row of x (repeat rows for several per target).
+
+    Arguments:
+        prior: a diffusion / flow-matching prior (data-space samples in the subject's input range).
+        subject: the feature map phi.
+        x: target inputs in data space, shape (B, *prior.shape); needed for the re-noised target.
+        h: target features phi(x), shape (B, *feature_shape) (computed from x when omitted).
+        options: :class:`NDTMOptions`.
+        generator: randomness of the initial noise and the sampler steps — the same stream as
+            ``prior.sample(B, generator=...)``, so gamma = 0 reproduces unguided sampling exactly. The re-noised
+            targets x'_t use a second generator seeded from ``generator.initial_seed() + 1``.
+        x_T: initial noise (model space), shape (B, *prior.shape), instead of a draw.
+        progress: show a progress bar over the denoising steps.
+
+    Returns:
+        an :class:`NDTMResult`.
+
+    Example:
+        >>> import torch
+        >>> from diffusers import DDIMScheduler, UNet2DModel
+        >>> from zoo import DiffusionPrior, Subject
+        >>> net = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 8),
+        ...                   norm_num_groups=4, down_block_types=("DownBlock2D",) * 2,
+        ...                   up_block_types=("UpBlock2D",) * 2, layers_per_block=1)
+        >>> prior = DiffusionPrior(net, DDIMScheduler())
+        >>> phi = Subject(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4)))
+        >>> x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+        >>> r = ndtm_sample(prior, phi, x=x, options=NDTMOptions(num_steps=3, inner_steps=2),
+        ...                 generator=torch.Generator().manual_seed(1))
+        >>> r.samples.shape, r.terminal.shape
+        (torch.Size([2, 1, 8, 8]), torch.Size([3, 2]))
+
+    References:
+        Pandey et al. (2025), variational control for guidance in diffusion models (NDTM);
+        Rousselot, Wendebourg & Koethe (2026), sampling invariant sets, section 3.2 and appendix C.
+    """
+    o = options
+    if x is None and h is None:
+        raise ValueError("pass the target input x or its features h")
+    check_compatible(prior, subject, x)
+    renoise = o.renoise_target and x is not None
+    with torch.no_grad():
+        h = subject(x) if h is None else h
+    B = h.shape[0]
+    ref = torch.empty((), device=prior.device)
+    dev = generator.device if generator is not None else prior.device
+    if x_T is None:
+        x_T = torch.randn((B, *prior.shape), generator=generator, device=dev, dtype=ref.dtype)
+    x_t = x_T.to(prior.device)
+    target_gen = None
+    if generator is not None:
+        target_gen = torch.Generator(device=generator.device).manual_seed(generator.initial_seed() + 1)
+    x0_target = prior.from_data(x) if renoise else None
+
+    ts = prior.timesteps(o.num_steps)
+    T = prior.num_train_timesteps
+    costs = torch.zeros(3, o.num_steps, B)
+    gammas = torch.zeros(o.num_steps)
+    steps = range(o.num_steps)
+    bar = tqdm(steps, desc="NDTM denoising", disable=not progress, leave=False)
+    for i in bar:
+        t, t_prev = ts[i], ts[i + 1]
+        gamma_t = o.gamma_t(float(t) / T)  # guidance strength at this step
+        lr_t = o.lr * (1 - i / o.num_steps)  # learning rate, linear from lr to 0
+        gammas[i] = gamma_t
+        u = torch.zeros_like(x_t)  # the control u_t starts at zero
+        if gamma_t > 0 and lr_t > 0:
+            with torch.no_grad():
+                if renoise:  # h_t = phi(E[x_0 | x'_t]), x'_t ~ q(x_t | x_0 = x)   (eqs. 11-12)
+                    x_prime = prior.noise(x0_target, t, generator=target_gen)
+                    h_t = subject(prior.to_data(prior.x0_estimate(x_prime, t)))
+                else:  # the static target h = phi(x)
+                    h_t = h
+                score_t = _score(prior, x_t, t, prior.model_output(x_t, t)) if o.tau > 0 else None
+            u.requires_grad_(True)
+            opt = torch.optim.Adam([u], lr=lr_t) if o.optimizer == "adam" else torch.optim.SGD([u], lr=lr_t)
+            for _ in range(o.inner_steps):
+                x_hat = x_t + gamma_t * u  # x^_t = x_t + gamma_t u_t                      (eq. 8)
+                out = prior.model_output(x_hat, t)
+                x0_hat = prior.x0_estimate(x_hat, t, model_output=out)  # E[x_0 | x^_t] (Tweedie)
+                terminal = _sq(subject(prior.to_data(x0_hat)) - h_t)  # L_terminal: the fiber loss
+                control = _sq(u)  # L_control = ||u_t||^2
+                score = _sq(_score(prior, x_hat, t, out) - score_t) if o.tau > 0 else torch.zeros_like(control)
+                loss = terminal + o.kappa * control + o.tau * score  # L (eq. 10), summed: samples independent
+                # gradient in u_t only: the prior's and the subject's weights stay untouched
+                (u.grad,) = torch.autograd.grad(loss.sum(), u)
+                opt.step()
+            costs[:, i] = torch.stack((terminal, control, score)).detach().cpu()
+            if progress:
+                bar.set_postfix(terminal=f"{float(terminal.mean()):.3g}")
+        with torch.no_grad():
+            x_hat = x_t + gamma_t * u.detach()
+            x_t = prior.step(x_hat, t, t_prev, eta=o.eta, generator=generator)  # x_{t-1} = DenoisingStep(x^_t)
+    bar.close()
+    with torch.no_grad():
+        samples = prior.to_data(x_t)
+        loss = _sq(subject(samples) - h)
+    return NDTMResult(samples, loss, costs[0], costs[1], costs[2], gammas, ts[:-1].cpu(), o)

@@ -29,6 +29,7 @@ from inference.infer import infer as run_infer
 @click.option("--test-index", type=int, help="Use case K of the simulated test set (see --test-seed).")
 @click.option("--test-seed", type=int, default=0, show_default=True, help="Seed of the simulated test set.")
 @click.option("--n-samples", "-n", type=int, default=1000, show_default=True, help="Posterior draws per observation.")
+@click.option("--n-resim", type=int, default=200, show_default=True, help="Draws per observation to re-simulate.")
 @click.option("--budget", "-b", type=int, default=None, help="Simulation budget (default: the method's).")
 @click.option("--option", "opts", multiple=True, metavar="KEY=VALUE", help="Method option, repeatable.")
 @click.option("--sim-option", "sim_opts", multiple=True, metavar="KEY=VALUE", help="Simulator option, repeatable.")
@@ -46,6 +47,7 @@ def infer(
     test_index,
     test_seed,
     n_samples,
+    n_resim,
     budget,
     opts,
     sim_opts,
@@ -99,6 +101,7 @@ def infer(
         generator=generator,
         seed=seed,
         theta_true=truth,
+        n_predictive=n_resim,
         fit_seconds=time.perf_counter() - t0,
     )
     result.save(result_path, overwrite=overwrite)

@@ -58,6 +58,8 @@ def infer(
     n_obs, dim = x.shape[0], len(sim.param_names)
     if not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    if n_prior < 0 or n_predictive < 0:
+        raise ValueError(f"n_prior and n_predictive must be >= 0, got {n_prior} and {n_predictive}")
     truth = None
     if theta_true is not None:
         truth = check_theta(torch.as_tensor(theta_true, dtype=x.dtype), dim, "theta_true").reshape(-1, dim)

@@ -455,3 +455,173 @@ def _np(a: Any) -> np.ndarray:
     if isinstance(a, torch.Tensor):
         return a.detach().to("cpu").numpy()
     return np.asarray(a)
+
+
+# -- fiber samples ---------------------------------------------------------------------------------------------
+FIBER_FORMAT = "zoo.fibers"
+
+
+@dataclass
+class FiberSamples:
+    """Fiber samples x~ with phi(x~) ~= phi(x) for one or more targets x, with their losses and cost traces.
+
+    Attributes:
+        samples: fiber samples in data space, shape (chain, draw, target, *shape).
+        target: the targets x, shape (target, *shape).
+        fiber_loss: ||phi(x) - phi(x~)||^2 per sample, shape (chain, draw, target).
+        method: ``"ndtm"`` or ``"conditional"``.
+        subject: what the subject was (name or path, with layer / output).
+        prior: the prior (name or path) or fiber model.
+        method_options: the method's options (a plain dict).
+        seed: the seed of the run's generator (``None`` if not seeded).
+        wall_time_s: seconds sampling took.
+        traces: per-step cost terms (e.g. ``terminal``, ``control``, ``score``), each (chain, draw, target, step).
+        gamma: gamma_t per step, shape (step,) (NDTM).
+        baselines: per-target reference losses, e.g. ``nearest_neighbour`` and ``augmented`` (target,).
+        neighbour: the nearest-neighbour images, shape (target, *shape).
+        augmented: one augmented copy of each target, shape (target, *shape).
+        created: ISO time stamp (UTC).
+        versions: library versions (zoo, torch).
+
+    Groups of the file: ``posterior`` (x: chain, draw, target, x_dim_*), ``observed_data`` (x: target, x_dim_*),
+    ``sample_stats`` (fiber_loss and the traces), ``constant_data`` (baselines, neighbour images, gamma).
+    """
+
+    samples: np.ndarray
+    target: np.ndarray
+    fiber_loss: np.ndarray
+    method: str
+    subject: str
+    prior: str
+    method_options: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    wall_time_s: float = float("nan")
+    traces: dict[str, np.ndarray] = field(default_factory=dict)
+    gamma: np.ndarray | None = None
+    baselines: dict[str, np.ndarray] = field(default_factory=dict)
+    neighbour: np.ndarray | None = None
+    augmented: np.ndarray | None = None
+    created: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.samples, self.target, self.fiber_loss = _np(self.samples), _np(self.target), _np(self.fiber_loss)
+        if self.samples.ndim < 4 or self.samples.shape[2] != self.target.shape[0]:
+            raise ValueError(
+                f"samples must have shape (chain, draw, target, *shape) with target = {self.target.shape[0]}, "
+                f"got {self.samples.shape}"
+            )
+        if self.samples.shape[3:] != self.target.shape[1:]:
+            raise ValueError(f"samples of shape {self.samples.shape[3:]} do not match targets {self.target.shape[1:]}")
+        if self.fiber_loss.shape != self.samples.shape[:3]:
+            raise ValueError(f"fiber_loss must have shape {self.samples.shape[:3]}, got {self.fiber_loss.shape}")
+        self.traces = {k: _np(v) for k, v in self.traces.items()}
+        self.baselines = {k: _np(v).reshape(self.target.shape[0]) for k, v in self.baselines.items()}
+        self.gamma = None if self.gamma is None else _np(self.gamma)
+        self.neighbour = None if self.neighbour is None else _np(self.neighbour)
+        self.augmented = None if self.augmented is None else _np(self.augmented)
+        if not self.created:
+            self.created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        if not self.versions:
+            self.versions = {"zoo": str(zoo.__version__), "torch": str(torch.__version__)}
+
+    @property
+    def n_targets(self) -> int:
+        return self.target.shape[0]
+
+    def ordered(self, target: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The samples of one target sorted by fiber loss (chains merged): images (n, *shape) and losses (n,)."""
+        x = self.samples[:, :, target].reshape(-1, *self.target.shape[1:])
+        loss = self.fiber_loss[:, :, target].reshape(-1)
+        order = np.argsort(loss, kind="stable")
+        return x[order], loss[order]
+
+    def to_datatree(self) -> xr.DataTree:
+        """The ArviZ-layout :class:`xarray.DataTree` of this result."""
+        n_chain, n_draw, n_target = self.samples.shape[:3]
+        x_dims = _x_dims(self.target.shape[1:])
+        c = {"chain": np.arange(n_chain), "draw": np.arange(n_draw), "target": np.arange(n_target)}
+        groups = {
+            "posterior": xr.Dataset({"x": (("chain", "draw", "target", *x_dims), self.samples)}, coords=c),
+            "observed_data": xr.Dataset({"x": (("target", *x_dims), self.target)}, coords={"target": c["target"]}),
+        }
+        stats: dict[str, Any] = {"fiber_loss": (("chain", "draw", "target"), self.fiber_loss)}
+        stats |= {k: (("chain", "draw", "target", "step"), v) for k, v in self.traces.items()}
+        groups["sample_stats"] = xr.Dataset(stats, coords=c)
+        const: dict[str, Any] = {f"{k}_loss": (("target",), v) for k, v in self.baselines.items()}
+        if self.neighbour is not None:
+            const["neighbour"] = (("target", *x_dims), self.neighbour)
+        if self.augmented is not None:
+            const["augmented"] = (("target", *x_dims), self.augmented)
+        if self.gamma is not None:
+            const["gamma"] = (("step",), self.gamma)
+        if const:
+            groups["constant_data"] = xr.Dataset(const, coords={"target": c["target"]})
+        attrs = {
+            "zoo_format": FIBER_FORMAT,
+            "zoo_format_version": FORMAT_VERSION,
+            "method": self.method,
+            "subject": self.subject,
+            "prior": self.prior,
+            "method_options": json.dumps(self.method_options, sort_keys=True, default=str),
+            "seed": -1 if self.seed is None else int(self.seed),
+            "wall_time_s": float(self.wall_time_s),
+            "created_at": self.created,
+            "zoo_version": self.versions.get("zoo", ""),
+            "torch_version": self.versions.get("torch", ""),
+            "inference_library": "zoo",
+            "inference_library_version": self.versions.get("zoo", ""),
+        }
+        for ds in groups.values():
+            ds.attrs.update({k: attrs[k] for k in ("created_at", "inference_library", "method")})
+        return xr.DataTree.from_dict({"/": xr.Dataset(attrs=attrs), **{f"/{k}": v for k, v in groups.items()}})
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write ``fibers.nc`` atomically (temporary name, then ``os.replace``).
+
+        Raises:
+            FileExistsError: if ``path`` exists and ``overwrite`` is false.
+        """
+        return write_atomic(path, self.to_datatree(), overwrite=overwrite)
+
+
+def read_fibers(path: str | os.PathLike) -> FiberSamples:
+    """Read a file written by :meth:`FiberSamples.save`.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: if it is not a zoo fiber file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"result file {path} does not exist")
+    try:
+        tree = xr.open_datatree(path, engine=ENGINE)
+    except Exception as e:  # foreign files raise OSError or the reader's own types
+        raise ValueError(f"{path} is not a readable NetCDF4 result file ({type(e).__name__})") from e
+    with tree:
+        tree = tree.load()
+    attrs = dict(tree.attrs)
+    if attrs.get("zoo_format") != FIBER_FORMAT:
+        raise ValueError(f"{path} is not a zoo fiber file (no zoo_format={FIBER_FORMAT!r} attribute)")
+    ss = tree["sample_stats"].to_dataset()
+    const = tree["constant_data"].to_dataset() if "constant_data" in tree.children else xr.Dataset()
+    seed = int(attrs.get("seed", -1))
+    return FiberSamples(
+        samples=tree["posterior"].to_dataset()["x"].values,
+        target=tree["observed_data"].to_dataset()["x"].values,
+        fiber_loss=ss["fiber_loss"].values,
+        method=str(attrs["method"]),
+        subject=str(attrs["subject"]),
+        prior=str(attrs["prior"]),
+        method_options=json.loads(attrs.get("method_options", "{}")),
+        seed=None if seed < 0 else seed,
+        wall_time_s=float(attrs.get("wall_time_s", float("nan"))),
+        traces={k: ss[k].values for k in ss.data_vars if k != "fiber_loss"},
+        gamma=const["gamma"].values if "gamma" in const else None,
+        baselines={k[: -len("_loss")]: const[k].values for k in const.data_vars if k.endswith("_loss")},
+        neighbour=const["neighbour"].values if "neighbour" in const else None,
+        augmented=const["augmented"].values if "augmented" in const else None,
+        created=str(attrs.get("created_at", "")),
+        versions={"zoo": str(attrs.get("zoo_version", "")), "torch": str(attrs.get("torch_version", ""))},
+    )

@@ -8,6 +8,7 @@ import zoo
 from cli.check import check
 from cli.diagnose import diagnose
 from cli.errors import ZooClickGroup
+from cli.fiber import fiber
 from cli.infer import infer
 from cli.list_cmd import list_cmd
 from cli.simulate import simulate
@@ -26,3 +27,4 @@ main.add_command(train)
 main.add_command(infer)
 main.add_command(diagnose)
 main.add_command(check)
+main.add_command(fiber)

@@ -182,6 +182,7 @@ def ndtm_sample(
     options: NDTMOptions = NDTMOptions(),
     generator: torch.Generator | None = None,
     x_T: torch.Tensor | None = None,
+    target_generator: torch.Generator | None = None,
     progress: bool = False,
 ) -> NDTMResult:
     """Draw fiber samples x~ with phi(x~) ~= phi(x), one per row of x (repeat rows for several per target).
@@ -193,9 +194,10 @@ def ndtm_sample(
         h: target features phi(x), shape (B, *feature_shape) (computed from x when omitted).
         options: :class:`NDTMOptions`.
         generator: randomness of the initial noise and the sampler steps — the same stream as
-            ``prior.sample(B, generator=...)``, so gamma = 0 reproduces unguided sampling exactly. The re-noised
-            targets x'_t use a second generator seeded from ``generator.initial_seed() + 1``.
+            ``prior.sample(B, generator=...)``, so gamma = 0 reproduces unguided sampling exactly.
         x_T: initial noise (model space), shape (B, *prior.shape), instead of a draw.
+        target_generator: randomness of the re-noised targets x'_t (default: a generator seeded with
+            ``generator.initial_seed() + 1``, kept apart so that the sampler's own stream is untouched).
         progress: show a progress bar over the denoising steps.
 
     Returns:
@@ -233,8 +235,8 @@ def ndtm_sample(
     if x_T is None:
         x_T = torch.randn((B, *prior.shape), generator=generator, device=dev, dtype=ref.dtype)
     x_t = x_T.to(prior.device)
-    target_gen = None
-    if generator is not None:
+    target_gen = target_generator
+    if target_gen is None and generator is not None:
         target_gen = torch.Generator(device=generator.device).manual_seed(generator.initial_seed() + 1)
     x0_target = prior.from_data(x) if renoise else None
 
@@ -273,7 +275,7 @@ def ndtm_sample(
                 opt.step()
             costs[:, i] = torch.stack((terminal, control, score)).detach().cpu()
             if progress:
-                bar.set_postfix(terminal=f"{float(terminal.mean()):.3g}")
+                bar.set_postfix(terminal=f"{float(terminal.detach().mean()):.3g}")
         with torch.no_grad():
             x_hat = x_t + gamma_t * u.detach()
             x_t = prior.step(x_hat, t, t_prev, eta=o.eta, generator=generator)  # x_{t-1} = DenoisingStep(x^_t)
@@ -282,3 +284,56 @@ def ndtm_sample(
         samples = prior.to_data(x_t)
         loss = _sq(subject(samples) - h)
     return NDTMResult(samples, loss, costs[0], costs[1], costs[2], gammas, ts[:-1].cpu(), o)
+
+
+def ndtm_fibers(
+    prior: DiffusionPrior,
+    subject: Subject,
+    x: torch.Tensor,
+    n: int,
+    *,
+    options: NDTMOptions = NDTMOptions(),
+    generator: torch.Generator | None = None,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    """n NDTM fiber samples for each of B targets, in batches of ``batch_size`` guided samples.
+
+    Arguments:
+        prior, subject, options, generator, progress: as in :func:`ndtm_sample` (one generator stream across
+            batches: batch k continues where batch k - 1 stopped).
+        x: targets in data space, shape (B, *prior.shape).
+        n: samples per target.
+        batch_size: samples guided together (memory: batch_size x (prior + subject) activations with gradients).
+
+    Returns:
+        samples (n, B, *shape), fiber losses (n, B), the cost traces ``terminal``, ``control``, ``score`` each
+        (n, B, num_steps), and gamma_t (num_steps,).
+    """
+    check_compatible(prior, subject, x)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    B = x.shape[0]
+    target_gen = None
+    if generator is not None:
+        target_gen = torch.Generator(device=generator.device).manual_seed(generator.initial_seed() + 1)
+    xs = x.repeat(n, *([1] * (x.ndim - 1)))  # (n B, *shape), sample-major: row k = draw k // B of target k % B
+    parts = []
+    for i in range(0, n * B, batch_size):
+        parts.append(
+            ndtm_sample(
+                prior,
+                subject,
+                x=xs[i : i + batch_size],
+                options=options,
+                generator=generator,
+                target_generator=target_gen,
+                progress=progress,
+            )
+        )
+    samples = torch.cat([p.samples for p in parts]).reshape(n, B, *x.shape[1:])
+    loss = torch.cat([p.fiber_loss for p in parts]).reshape(n, B)
+    traces = {
+        k: torch.cat([getattr(p, k) for p in parts], 1).T.reshape(n, B, -1) for k in ("terminal", "control", "score")
+    }
+    return samples, loss, traces, parts[0].gamma

@@ -1,0 +1,133 @@
+"""`zoo fiber` end to end with a third-party TorchScript subject and a saved tiny prior; bad inputs fail early."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from diffusers import DDIMScheduler, UNet2DModel
+
+import zoo
+from cli.main import main
+from inference.results import read_fibers
+
+
+class _Net(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, stride=2)
+        self.head = torch.nn.Linear(4 * 7 * 7, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.conv(x)).flatten(1))
+
+
+class _ArgmaxNet(_Net):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.conv(x)).flatten(1)).argmax(-1)
+
+
+def _torchscript(path, cls=_Net):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch.jit.save(torch.jit.script(cls().eval()), str(path))
+    return str(path)
+
+
+@pytest.fixture
+def prior_dir(tmp_path):
+    def make(input_range=(0.0, 1.0)):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            net = UNet2DModel(
+                sample_size=16,
+                in_channels=3,
+                out_channels=3,
+                block_out_channels=(8, 8),
+                layers_per_block=1,
+                down_block_types=("DownBlock2D", "DownBlock2D"),
+                up_block_types=("UpBlock2D", "UpBlock2D"),
+                norm_num_groups=4,
+            )
+        meta = {"input": {"range": list(input_range)}}
+        prior = zoo.DiffusionPrior(net, DDIMScheduler(), normalization={"mean": 0.5, "std": 0.5}, meta=meta)
+        d = tmp_path / f"prior{input_range[0]:g}"
+        if not d.exists():
+            zoo.save(prior, d)
+        return str(d)
+
+    return make
+
+
+def test_fiber_end_to_end_with_a_torchscript_subject(tmp_path, prior_dir):
+    subject = _torchscript(tmp_path / "subject.pt")
+    out = tmp_path / "out"
+    args = [
+        "fiber",
+        "--subject",
+        subject,
+        "--prior",
+        prior_dir(),
+        "--input",
+        "3",
+        "-n",
+        "3",
+        "--steps",
+        "3",
+        "--inner-steps",
+        "2",
+        "--gamma",
+        "20",
+        "--reference-size",
+        "40",
+        "--batch-size",
+        "2",
+        "--out",
+        str(out),
+    ]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "nearest neighbour" in r.output and "fiber loss" in r.output
+    res = read_fibers(out / "fibers.nc")
+    assert res.samples.shape == (1, 3, 1, 3, 16, 16) and res.fiber_loss.shape == (1, 3, 1)
+    assert res.traces["terminal"].shape == (1, 3, 1, 3) and res.gamma.shape == (3,)
+    assert res.neighbour.shape == res.augmented.shape == (1, 3, 16, 16)
+    # the stored losses are the subject's own: recompute them from the stored samples
+    phi = zoo.load(subject, role="subject")
+    with torch.no_grad():
+        h = phi(torch.as_tensor(res.target))
+        ht = phi(torch.as_tensor(res.samples[0, :, 0]))
+    np.testing.assert_allclose(res.fiber_loss[0, :, 0], (ht - h).pow(2).sum(-1).numpy(), rtol=1e-4, atol=1e-6)
+    assert (out / "fibers.png").stat().st_size > 0
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 2 and "already exists" in again.output
+
+
+def _fails(args, tmp_path, match):
+    out = tmp_path / "bad"
+    r = CliRunner().invoke(
+        main, ["fiber", *args, "-n", "2", "--steps", "2", "--reference-size", "20", "--out", str(out)]
+    )
+    assert r.exit_code == 2, r.output
+    line = [s for s in r.output.splitlines() if s.startswith("Error:")]
+    assert len(line) == 1 and match in line[0], r.output
+    assert not (out / "fibers.nc").exists()  # refused before sampling: nothing written
+
+
+def test_bad_inputs_are_one_line_errors_before_sampling(tmp_path, prior_dir):
+    subject = _torchscript(tmp_path / "subject.pt")
+    wrong = tmp_path / "small.npy"
+    np.save(wrong, np.random.default_rng(0).random((3, 8, 8)).astype(np.float32))
+    _fails(["--subject", subject, "--prior", prior_dir(), "--input", str(wrong)], tmp_path, "shape")
+    gray = tmp_path / "gray.npy"
+    np.save(gray, np.random.default_rng(0).random((1, 16, 16)).astype(np.float32))
+    _fails(["--subject", subject, "--prior", prior_dir(), "--input", str(gray)], tmp_path, "shape")
+    argmax = _torchscript(tmp_path / "argmax.pt", _ArgmaxNet)
+    _fails(["--subject", argmax, "--prior", prior_dir(), "--input", "0"], tmp_path, "not differentiable")
+    # a prior making data in [-1, 1] against the shipped autoencoder's [0, 1]
+    _fails(["--subject", "color-mnist-ae", "--prior", prior_dir((-1.0, 1.0)), "--input", "0"], tmp_path, "range")
+    nan = tmp_path / "nan.npy"
+    np.save(nan, np.full((3, 16, 16), np.nan, dtype=np.float32))
+    _fails(["--subject", subject, "--prior", prior_dir(), "--input", str(nan)], tmp_path, "NaN")
+    _fails(["--subject", subject, "--prior", prior_dir(), "--input", "99"], tmp_path, "outside")

@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -36,10 +37,16 @@ from inference.diagnostics import c2st  # noqa: E402
 THESIS = {"method": "INN (thesis table 4.1)", "calib": 0.0096, "resim_mean": 0.0139, "resim_median": 0.0113}
 
 
-def sims_per_second(est, x_o, n: int, generator) -> float:
-    t0 = time.perf_counter()
-    _, stats = est.posterior(x_o).sample_with_stats(n, generator=generator)
-    return float(stats["simulations"].reshape(-1)[0]) / (time.perf_counter() - t0)
+def sims_per_second(est, x_o, n: int, generator, repeats: int = 3) -> float:
+    """Best of ``repeats`` timed posterior queries (after one warm-up): the machine is shared, the best run is the
+    least disturbed one."""
+    est.posterior(x_o).sample(n, generator=generator)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        est.posterior(x_o).sample(n, generator=generator)
+        best = min(best, time.perf_counter() - t0)
+    return est.budget / best
 
 
 def main() -> None:
@@ -48,7 +55,7 @@ def main() -> None:
     ap.add_argument("--n-samples", type=int, default=200, help="draws kept per observation")
     ap.add_argument("--n-test", type=int, default=500, help="simulated test cases for calibration")
     ap.add_argument("--n-c2st", type=int, default=8, help="fixed observations for C2ST")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the shared 2-core machine)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -106,6 +113,7 @@ def main() -> None:
         f"| {t['method']:<38} | {'':>14} | {'':>16} | {100 * t['calib']:>9.2f}% | {t['resim_mean']:>11.4f} | "
         f"{t['resim_median']:>13.4f} | {'':>5} | {'':>6} |"
     )
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; sims/s are the best of 3")
     se = 0.5 / np.sqrt(args.n_test)
     print(
         f"\nnoise floor of the calibration error with {args.n_test} test cases: inlier fractions have s.e. <= "

@@ -228,10 +228,10 @@ class ABCPosterior:
         short = torch.nonzero(got < n).flatten()
         if short.numel():
             self._raise_too_few(int(short[0]), int(got[short[0]]), n, done, x_o, lo, hi, scale, batch)
-        # Quantile mode always keeps n draws; an observation outside the range of everything simulated would get
-        # the n least-bad draws, a silently wrong posterior. Refuse it instead.
+        # Quantile mode without eps always keeps n draws; an observation outside the range of everything simulated
+        # would get the n least-bad draws, a silently wrong posterior. Refuse it instead.
         outside = ((x_o < lo) | (x_o > hi)).any(1).nonzero().flatten()
-        if outside.numel():
+        if opts.mode == "quantile" and eps is None and outside.numel():
             self._raise_too_few(int(outside[0]), 0, n, done, x_o, lo, hi, scale, batch, near=True)
         if opts.mode == "quantile":
             theta_out, d_out = best_theta, best_d  # (B, n, D), (B, n) sorted by distance

@@ -17,6 +17,7 @@ Digits are split once by a fixed permutation (seed 0): the last 15% are held out
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import time
@@ -255,6 +256,8 @@ def train_recipe(
     t0 = time.perf_counter()
     module, extra, history = trainer(recipe, sim, net, tc, ckpt, resume, progress, device)
     seconds = time.perf_counter() - t0
+    run = {"command": command or _command(name, recipe, out, data), "steps": recipe.steps, "seconds": round(seconds, 1)}
+    runs = _record_run(ckpt, run, resume=resume)
     meta: dict[str, Any] = {
         "role": recipe.role,
         "architecture": recipe.architecture,
@@ -270,13 +273,14 @@ def train_recipe(
         "parameters": sum(p.numel() for p in module.parameters()),
         "training": {
             "recipe": name,
-            "command": command or _command(name, recipe, out, data),
+            "command": " && ".join(r["command"] for r in runs),
+            "runs": runs,
             "seed": recipe.seed,
             "settings": {k: v for k, v in asdict(recipe).items() if k not in ("name", "role", "description")},
             "train_config": asdict(tc),
             "device": str(device),
             "threads": torch.get_num_threads(),
-            "seconds": round(seconds, 1),
+            "seconds": round(sum(r["seconds"] for r in runs), 1),
             "loop_seconds": round(history.seconds, 1),
             "final_loss": history.train[-1] if history.train else None,
             "torch": torch.__version__,
@@ -286,6 +290,19 @@ def train_recipe(
 
     meta["zoo_version"] = zoo.__version__
     return write_zoo_dir(out, module.cpu(), config=config, meta=meta, overwrite=overwrite)
+
+
+def _record_run(ckpt: Path, run: dict[str, Any], *, resume: bool) -> list[dict[str, Any]]:
+    """The invocations that produced the weights: earlier ones (kept in the checkpoint directory when resuming)
+    plus this one."""
+    path = ckpt / "runs.json"
+    runs = json.loads(path.read_text()) if resume and path.is_file() else []
+    runs.append(run)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.partial")
+    tmp.write_text(json.dumps(runs, indent=1))
+    os.replace(tmp, path)
+    return runs
 
 
 def _command(name: str, recipe: Recipe, out: Path, data) -> str:

@@ -47,3 +47,23 @@ def test_unknown_recipe_or_wrong_role():
         get_recipe("digits-classifier", role="prior")
     with pytest.raises(ValueError, match="no model recipe"):
         get_recipe("nope")
+
+
+def test_a_continued_run_records_every_invocation(tmp_path):
+    out, ckpt = tmp_path / "m", tmp_path / "ckpt"
+    train_recipe("digits-classifier", out, steps=2, batch_size=4, checkpoint_dir=ckpt, progress=False, command="first")
+    train_recipe(
+        "digits-classifier",
+        out,
+        steps=4,
+        batch_size=4,
+        checkpoint_dir=ckpt,
+        resume=True,
+        overwrite=True,
+        progress=False,
+        command="second",
+    )
+    t = json.loads((out / "zoo.json").read_text())["training"]
+    assert t["command"] == "first && second"
+    assert [r["steps"] for r in t["runs"]] == [2, 4]
+    assert json.loads((ckpt / "checkpoint.json").read_text())["step"] == 4

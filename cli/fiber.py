@@ -21,18 +21,26 @@ from inference.ndtm import NDTMOptions, check_compatible, ndtm_fibers
 from inference.plots import fiber_grid, save_figures
 from inference.results import FiberSamples
 
-REFERENCE_SEED = 12345  # the default reference set: this many color-MNIST images from a fixed seed
+REFERENCE_SEED = 12345  # seed of the default color-MNIST reference set
 
 
 def reference_set(spec: str, n: int) -> torch.Tensor:
     """The reference dataset for inputs by index and the nearest-neighbour baseline, shape (M, C, H, W).
 
-    ``spec`` is ``"color-mnist"`` (n simulator images from a fixed seed) or a ``.npy`` file of shape (M, C, H, W).
+    ``spec`` is ``"color-mnist"`` or a ``.npy`` file of shape (M, C, H, W). The color-MNIST set holds n distinct
+    digits (a seeded permutation of the embedded set), each colored once with c0 ~ p(c0): no image has a
+    recoloring of itself in the set, which would be an exact fiber member rather than a nearest neighbour.
     """
     if spec == "color-mnist":
         import simulators
+        from simulators.color_mnist import colorize, sample_colors
 
-        return simulators.get("color-mnist").sample(n, generator=torch.Generator().manual_seed(REFERENCE_SEED))
+        digits = simulators.get("color-mnist").digits
+        if not 1 <= n <= len(digits):
+            raise ValueError(f"--reference-size must be in [1, {len(digits)}] for color-mnist, got {n}")
+        g = torch.Generator().manual_seed(REFERENCE_SEED)
+        idx = torch.randperm(len(digits), generator=g)[:n]
+        return colorize(digits[idx], sample_colors((n,), generator=g))
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(f"reference {spec!r} is neither 'color-mnist' nor an existing .npy file")

@@ -17,7 +17,8 @@ import torch
 
 import zoo
 from inference.fiber_metrics import augment, features, nearest_neighbour, subject_fiber_loss
-from inference.ndtm import NDTMOptions, check_compatible, ndtm_fibers
+from inference.fiber_model import FiberModelOptions, fit_fiber_model
+from inference.ndtm import NDTMOptions, check_compatible, check_subject, ndtm_fibers
 from inference.plots import fiber_grid, save_figures
 from inference.results import FiberSamples
 
@@ -48,6 +49,16 @@ def reference_set(spec: str, n: int) -> torch.Tensor:
     if ref.ndim != 4:
         raise ValueError(f"reference {spec!r} must have shape (M, C, H, W), got {tuple(ref.shape)}")
     return ref
+
+
+def training_data(spec: str, ref: torch.Tensor):
+    """Training images for the conditional fiber model: fresh simulator draws for color-mnist, else the reference."""
+    if spec == "color-mnist":
+        import simulators
+
+        cm = simulators.get("color-mnist")
+        return lambda n, g: cm.sample(n, generator=g).to(ref.device)
+    return lambda n, g: ref[torch.randint(len(ref), (n,), generator=g).to(ref.device)]
 
 
 def read_input(spec: str, reference: torch.Tensor) -> tuple[torch.Tensor, str]:
@@ -83,14 +94,22 @@ def read_input(spec: str, reference: torch.Tensor) -> tuple[torch.Tensor, str]:
 @click.option("--subject", "subject_name", required=True, help="Subject: built-in name, directory or TorchScript.")
 @click.option("--layer", default=None, help="Use this layer's activation as the features h.")
 @click.option("--output", "output", default=None, help="Subject output: output, probs, log_probs.")
-@click.option("--prior", "prior_name", required=True, help="Diffusion / flow-matching prior: name or directory.")
+@click.option("--prior", "prior_name", default=None, help="Diffusion / flow-matching prior (ndtm): name or directory.")
 @click.option("--input", "input_spec", required=True, help="Target: index into the reference set, .npy or .png.")
 @click.option("-n", "n", type=int, default=16, show_default=True, help="Fiber samples.")
-@click.option("--method", type=click.Choice(["ndtm"]), default="ndtm", show_default=True)
+@click.option(
+    "--method",
+    type=click.Choice(["ndtm", "conditional"]),
+    default="ndtm",
+    show_default=True,
+    help="ndtm: guide the prior; conditional: train a conditional fiber model on the reference data.",
+)
 @click.option("--gamma", type=float, default=NDTMOptions.gamma, show_default=True, help="Guidance strength.")
 @click.option("--steps", type=int, default=NDTMOptions.num_steps, show_default=True, help="Denoising steps.")
 @click.option("--inner-steps", type=int, default=NDTMOptions.inner_steps, show_default=True, help="N per step.")
 @click.option("--schedule", type=click.Choice(["constant", "mid", "mid+end"]), default="mid", show_default=True)
+@click.option("--fiber-weight", type=float, default=1.0, show_default=True, help="lambda (conditional).")
+@click.option("--fm-steps", type=int, default=1000, show_default=True, help="Training steps (conditional).")
 @click.option("--static-target", is_flag=True, help="Guide to phi(x) instead of the re-noised target.")
 @click.option("--reference", default="color-mnist", show_default=True, help="'color-mnist' or a .npy (M,C,H,W).")
 @click.option("--reference-size", type=int, default=1000, show_default=True)
@@ -111,6 +130,8 @@ def fiber(
     steps: int,
     inner_steps: int,
     schedule: str,
+    fiber_weight: float,
+    fm_steps: int,
     static_target: bool,
     reference: str,
     reference_size: int,
@@ -132,19 +153,34 @@ def fiber(
         num_steps=steps, inner_steps=inner_steps, gamma=gamma, schedule=schedule, renoise_target=not static_target
     )
     subject = zoo.load(subject_name, role="subject", device=device, output=output, layer=layer)
-    prior = zoo.load(prior_name, role="prior", device=device)
+    if method == "ndtm" and prior_name is None:
+        raise ValueError("--method ndtm needs --prior NAME_OR_PATH (a diffusion or flow-matching prior)")
+    prior = zoo.load(prior_name, role="prior", device=device) if method == "ndtm" else None
     ref = reference_set(reference, reference_size).to(device)
     x, source = read_input(input_spec, ref)
     x = x.to(device)
-    check_compatible(prior, subject, x)  # every bad-input error before any sampling
     if tuple(ref.shape[1:]) != tuple(x.shape[1:]):
         raise ValueError(f"the reference images have shape {tuple(ref.shape[1:])}, the input {tuple(x.shape[1:])}")
+    if prior is not None:
+        check_compatible(prior, subject, x)  # every bad-input error before any sampling
+    else:
+        check_subject(subject, x)
 
     g = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
-    samples, loss, traces, gammas = ndtm_fibers(
-        prior, subject, x, n, options=options, generator=g, batch_size=batch_size, progress=True
-    )
+    traces, gammas = {}, None
+    if method == "ndtm":
+        samples, loss, traces, gammas = ndtm_fibers(
+            prior, subject, x, n, options=options, generator=g, batch_size=batch_size, progress=True
+        )
+        method_options = dict(options.__dict__)
+    else:
+        fo = FiberModelOptions(fiber_weight=fiber_weight, steps=fm_steps)
+        model, _ = fit_fiber_model(subject, training_data(reference, ref), options=fo, generator=g, progress=True)
+        with torch.no_grad():
+            samples = model.sample(n, subject(x), generator=g)
+        loss = subject_fiber_loss(subject, samples, x)
+        method_options = dict(fo.__dict__)
     wall = time.perf_counter() - t0
     nn = nearest_neighbour(subject, x, ref, h_reference=features(subject, ref))
     aug = augment(x, 8, generator=torch.Generator().manual_seed(seed + 2))
@@ -155,8 +191,8 @@ def fiber(
         fiber_loss=loss[None].cpu(),
         method=method,
         subject=f"{subject_name}" + (f" layer={layer}" if layer else "") + (f" output={output}" if output else ""),
-        prior=prior_name,
-        method_options={**options.__dict__, "input": source, "reference": reference, "n": n},
+        prior=prior_name if method == "ndtm" else "conditional fiber model (trained in this run)",
+        method_options={**method_options, "input": source, "reference": reference, "n": n},
         seed=seed,
         wall_time_s=wall,
         traces={k: v[None].cpu() for k, v in traces.items()},

@@ -145,8 +145,24 @@ def check_compatible(prior: Prior, subject: Subject, x: torch.Tensor | None = No
     r_s = subject.meta.get("input", {}).get("range")
     if r_p is not None and r_s is not None and [float(v) for v in r_p] != [float(v) for v in r_s]:
         raise ValueError(f"the prior makes data in range {list(r_p)} but the subject expects {list(r_s)}")
-    probe = (x[:1] if x is not None else torch.rand(1, *shape)).detach().clone().to(prior.device)
-    probe.requires_grad_(True)
+    probe = x[:1] if x is not None else torch.rand(1, *shape, device=prior.device)
+    check_subject(subject, probe)
+
+
+def check_subject(subject: Subject, x: torch.Tensor) -> None:
+    """Refuse inputs of the wrong shape and subjects whose features are not differentiable in the input.
+
+    Arguments:
+        subject: the feature map phi.
+        x: one or more inputs, shape (B, *shape) (the first is probed).
+
+    Raises:
+        ValueError: with a one-line reason.
+    """
+    if subject.input_shape is not None and tuple(x.shape[1:]) != tuple(subject.input_shape):
+        want = ", ".join(map(str, subject.input_shape))
+        raise ValueError(f"input images must have shape (B, {want}) for this subject, got {tuple(x.shape)}")
+    probe = x[:1].detach().clone().requires_grad_(True)
     try:
         h = subject(probe)
     except Exception as e:  # the subject's own failure, reported in one line
@@ -155,7 +171,7 @@ def check_compatible(prior: Prior, subject: Subject, x: torch.Tensor | None = No
         raise ValueError("the subject's output is not differentiable in its input; choose a differentiable output")
     (g,) = torch.autograd.grad(h.float().pow(2).sum(), probe, allow_unused=True)
     if g is None or not bool(torch.isfinite(g).all()) or not bool((g != 0).any()):
-        raise ValueError("the subject's output has no (finite, non-zero) gradient in its input; NDTM cannot guide it")
+        raise ValueError("the subject's output has no (finite, non-zero) gradient in its input; it cannot be guided")
 
 
 def _score(prior: DiffusionPrior, x: torch.Tensor, t: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

@@ -131,3 +131,32 @@ def test_bad_inputs_are_one_line_errors_before_sampling(tmp_path, prior_dir):
     np.save(nan, np.full((3, 16, 16), np.nan, dtype=np.float32))
     _fails(["--subject", subject, "--prior", prior_dir(), "--input", str(nan)], tmp_path, "NaN")
     _fails(["--subject", subject, "--prior", prior_dir(), "--input", "99"], tmp_path, "outside")
+
+
+def test_fiber_conditional_method_trains_and_samples(tmp_path):
+    subject = _torchscript(tmp_path / "subject.pt")
+    out = tmp_path / "cond"
+    args = [
+        "fiber",
+        "--subject",
+        subject,
+        "--method",
+        "conditional",
+        "--fm-steps",
+        "3",
+        "--input",
+        "2",
+        "-n",
+        "2",
+        "--reference-size",
+        "30",
+        "--out",
+        str(out),
+    ]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    res = read_fibers(out / "fibers.nc")
+    assert res.method == "conditional" and res.samples.shape == (1, 2, 1, 3, 16, 16)
+    assert res.gamma is None and res.traces == {}
+    missing = CliRunner().invoke(main, ["fiber", "--subject", subject, "--input", "2", "--out", str(tmp_path / "x")])
+    assert missing.exit_code == 2 and "--prior" in missing.output

@@ -1,0 +1,164 @@
+"""Benchmark of the inverse INN (inference/inn.py) against the thesis's numbers.
+
+Tasks (``--task``):
+
+- ``arm``: inverse kinematics, thesis table 4.1 (INN: mean / median re-simulation error 0.0139 / 0.0113, calibration
+  error 0.96%). Scored over ``--n-test`` prior test cases with ``--draws`` posterior draws each, with
+  :func:`inference.diagnostics.calibration_error` and :func:`inference.diagnostics.resimulation_error`.
+- ``gaussian-mixture``: the 8-mode toy with the ``some`` labels (thesis fig. 4.2, qualitative only): per label, C2ST
+  (:func:`inference.diagnostics.c2st`) of INN draws against the exact posterior, the fraction of draws off the
+  label's modes (farther than 3 sigma = 0.6 from all of them; exact posterior: exp(-4.5) = 1.1%) and the largest
+  error of the mode weights. With the ablations of fig. 4.2: without L_x, and without L_y and L_z.
+
+Usage::
+
+    python benchmarks/inn.py --task arm --threads 2
+    python benchmarks/inn.py --task gaussian-mixture --threads 2
+
+Training times are wall-clock on this machine with ``--threads`` torch threads; the settings used are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import asdict, replace
+
+# Running ``python benchmarks/inn.py`` puts benchmarks/ first on sys.path, where benchmarks/zoo.py would shadow the
+# zoo package: drop that entry before importing zoo's packages.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import simulators  # noqa: E402
+from inference import diagnostics  # noqa: E402
+from inference.inn import INNOptions, fit_inn  # noqa: E402
+
+# Arm: thesis B.5.2 (6 affine coupling blocks, 3 fully connected layers each, leaky ReLU); the remaining settings
+# were tuned here (see docs/inn.md): little y noise, because every unit of y noise shows up in the re-simulation error.
+ARM = INNOptions(
+    blocks=6,
+    hidden=128,
+    layers=2,
+    activation="leaky_relu",
+    steps=8000,
+    weight_y=30.0,
+    noise_y=0.005,
+    val_every=1000,
+)
+# Gaussian mixture: thesis B.5.1 (3 invertible blocks, 3 fully connected layers per coefficient function, ReLU,
+# zero padding to a nominal width of 16, batch 200) with the multi-scale IMQ widths (0.05, 0.2, 0.9), loss weights
+# (y 3, z 300, x 400) and noise (y 0.1, pad 0.05) of the reference notebook, in raw units (no standardization).
+GM = INNOptions(
+    dim_total=16,
+    blocks=3,
+    hidden=128,
+    layers=2,
+    steps=3000,
+    batch_size=200,
+    weight_y=3.0,
+    weight_z=300.0,
+    weight_x=400.0,
+    noise_y=0.1,
+    noise_pad=0.05,
+    kernel_z=((0.0025, 1.0), (0.04, 1.0), (0.81, 1.0)),
+    kernel_x=((0.0025, 1.0), (0.04, 1.0), (0.81, 1.0)),
+    standardize=False,
+    val_every=1000,
+)
+THESIS_ARM = {"mean": 0.0139, "median": 0.0113, "calib": 0.96}
+
+
+def _fit(sim, options: INNOptions, seed: int, progress: bool = False):
+    t0 = time.perf_counter()
+    est = fit_inn(sim, options=options, generator=torch.Generator().manual_seed(seed), progress=progress)
+    return est, time.perf_counter() - t0
+
+
+def bench_arm(args) -> None:
+    sim = simulators.get("arm")
+    opts = replace(ARM, steps=args.steps or ARM.steps)
+    est, seconds = _fit(sim, opts, args.seed, args.progress)
+    if args.save:
+        print(f"saved the arm estimator to {est.save(args.save, overwrite=True)}")
+    g = torch.Generator().manual_seed(args.seed + 1)
+    theta = simulators.sample_prior(sim.prior, args.n_test, generator=g)
+    x_o = sim.simulate(theta, generator=g)
+    draws = est.posterior(x_o).sample(args.draws, generator=g)  # (n, N, 4)
+    cal = diagnostics.calibration_error(draws, theta)
+    err = diagnostics.resimulation_error(sim.simulate(draws), x_o)
+    print(f"\narm (thesis variant), {args.n_test} test observations x {args.draws} draws, seed {args.seed}")
+    print(f"settings: {_changed(opts)}")
+    print("| method | mean re-sim err | median re-sim err | calibration err | per parameter | train time |")
+    print("|---|---|---|---|---|---|")
+    t = THESIS_ARM
+    print(f"| INN, thesis table 4.1 | {t['mean']:.4f} | {t['median']:.4f} | {t['calib']:.2f}% | | |")
+    per = ", ".join(f"{100 * v:.2f}%" for v in cal.error_per_parameter)
+    print(
+        f"| INN, zoo | {err.mean():.4f} | {np.median(err):.4f} | {100 * cal.error:.2f}% | {per} | "
+        f"{seconds:.0f} s ({opts.steps} steps, {torch.get_num_threads()} threads) |"
+    )
+
+
+def bench_gm(args) -> None:
+    sim = simulators.get("gaussian-mixture", labels="some")
+    base = replace(GM, steps=args.steps or GM.steps)
+    variants = {
+        "INN (all losses)": base,
+        "INN without L_x": replace(base, weight_x=0.0),
+        "INN without L_y, L_z": replace(base, weight_y=0.0, weight_z=0.0),
+    }
+    labels = sorted(set(sim.label_map.tolist()))
+    print(f"\ngaussian-mixture (labels 'some'), {args.gm_draws} draws per label, seed {args.seed}")
+    print(f"settings: {_changed(base)}")
+    print("| method | " + " | ".join(f"C2ST label {k}" for k in labels) + " | off-mode | weight err | train time |")
+    print("|---|" + "---|" * (len(labels) + 3))
+    print("| exact posterior (off-mode 1.1%, C2ST 0.5) |" + " |" * (len(labels) + 3))
+    for name, opts in variants.items():
+        est, seconds = _fit(sim, opts, args.seed, args.progress)
+        g = torch.Generator().manual_seed(args.seed + 1)
+        scores, off, werr = [], [], []
+        for k in labels:
+            x_o = torch.nn.functional.one_hot(torch.tensor(k), 8).float()
+            q = est.posterior(x_o).sample(args.gm_draws, generator=g)
+            p = sim.reference_posterior(x_o, args.gm_draws, generator=g)
+            scores.append(diagnostics.c2st(q.numpy(), p.numpy(), seed=args.seed))
+            modes = sim.means[sim.label_map == k]
+            d = torch.cdist(q, modes)  # (n, modes of the label)
+            off.append(float((d.min(1).values > 3 * sim.std).float().mean()))
+            share = torch.bincount(d.argmin(1), minlength=len(modes)).float() / len(q)
+            werr.append(float((share - 1.0 / len(modes)).abs().max()))
+        row = " | ".join(f"{s:.3f}" for s in scores)
+        print(f"| {name} | {row} | {100 * np.mean(off):.1f}% | {max(werr):.3f} | {seconds:.0f} s |")
+
+
+def _changed(opts: INNOptions) -> str:
+    default = asdict(INNOptions())
+    return ", ".join(f"{k}={v}" for k, v in asdict(opts).items() if default[k] != v) or "defaults"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", choices=["arm", "gaussian-mixture", "all"], default="all")
+    p.add_argument("--steps", type=int, default=0, help="override the training steps (0: the benchmark's)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-test", type=int, default=500)
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--gm-draws", type=int, default=2000)
+    p.add_argument("--save", default=None, help="also save the trained arm estimator to this directory")
+    p.add_argument("--progress", action="store_true", help="show training progress bars")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.task in ("arm", "all"):
+        bench_arm(args)
+    if args.task in ("gaussian-mixture", "all"):
+        bench_gm(args)
+
+
+if __name__ == "__main__":
+    main()

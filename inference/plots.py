@@ -365,8 +365,8 @@ def fidelity_consistency(rows: Sequence[dict[str, Any]], *, title: str = "fideli
     if floors:
         ax.axhline(float(np.mean(floors)), color="0.5", ls=":", label="exact fiber samples (KL floor)")
     ax.set_xscale("log")
-    ax.set_xlabel("fiber loss (lower = higher fidelity)")
-    ax.set_ylabel("background-color KL to p(c0) (lower = more consistent)")
+    ax.set_xlabel("fiber loss (fidelity)")
+    ax.set_ylabel("color KL to p(c0) (consistency)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -15,9 +15,10 @@ sbi is not a dependency of zoo: install it into a separate environment and run t
 
     python -m venv /work/sbi-venv && /work/sbi-venv/bin/pip install torch==2.13.0 \\
         && /work/sbi-venv/bin/pip install -e . sbi
-    /work/sbi-venv/bin/python benchmarks/vs_sbi.py --budgets 10000 100000
+    /work/sbi-venv/bin/python -m benchmarks.vs_sbi --budgets 10000 100000  # from the repository root
 
-``--methods cinn`` runs zoo alone (no sbi needed); ``--estimator DIR`` scores a saved zoo estimator instead of
+(Run it as a module: a plain ``python benchmarks/vs_sbi.py`` would put benchmarks/ first on the import path, where
+benchmarks/zoo.py shadows the zoo package.) ``--methods cinn`` runs zoo alone (no sbi needed); ``--estimator DIR`` scores a saved zoo estimator instead of
 training one (its training seconds are then the ones recorded in its directory). FMPE samples by integrating an
 ODE and is ~100x slower to draw from, so it is scored on ``--slow-test`` cases x ``--slow-draws`` draws (the table
 says which sizes each row used).

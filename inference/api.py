@@ -366,8 +366,8 @@ def load(directory: str | os.PathLike) -> Estimator:
     """
     from zoo import estimators as shipped  # names -> directories of the shipped estimators
 
-    if shipped.is_shipped(directory) and not Path(directory).exists():
-        name = directory
+    name = os.fspath(directory)
+    if shipped.is_shipped(name) and not Path(name).exists():
         try:
             files = read_estimator(shipped.get(name).directory)
             return method_spec(files.method).load_fn(files)

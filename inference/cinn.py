@@ -46,7 +46,7 @@ from simulators import Simulator
 from zoo.training import TrainConfig, train
 
 _PILOT = 20_000  # simulations for the standardization statistics in online training
-_CHUNK = 1 << 18  # draws x observations per inverse pass when sampling (bounds memory)
+_CHUNK = 1 << 14  # draws x observations per inverse pass: activations stay in cache (measured fastest of 2^12..2^18)
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,9 @@ class CINNOptions:
         steps: optimizer steps.
         lr: Adam learning rate (cosine schedule to 1%).
         val_fraction: share of the budget held out for validation, early stopping and the misspecification score.
-        val_every: validate every this many steps.
+        val_every: validate every this many steps (0: no validation; the last weights are kept).
+        val_statistic: ``"median"`` or ``"mean"`` of the held-out negative log-likelihood, the criterion that picks
+            the kept weights (the median is robust to the few held-out points that a near-degenerate posterior misses).
         patience: early stop after this many validations without improvement (0: never).
         online: draw fresh simulations for every batch (the budget then only sizes the validation set);
             with no budget, training is always online.
@@ -92,6 +94,7 @@ class CINNOptions:
     lr: float = 1e-3
     val_fraction: float = 0.05
     val_every: int = 500
+    val_statistic: str = "median"
     patience: int = 0
     online: bool = False
     checkpoint_dir: str | None = None
@@ -364,6 +367,8 @@ def fit_cinn(
     o = options
     if o.coupling not in ("affine", "spline"):
         raise ValueError(f"coupling must be 'affine' or 'spline', got {o.coupling!r}")
+    if o.val_statistic not in ("median", "mean"):
+        raise ValueError(f"val_statistic must be 'median' or 'mean', got {o.val_statistic!r}")
     if not 0 < o.val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {o.val_fraction}")
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -405,9 +410,15 @@ def fit_cinn(
     val_ks = sorted({lo, (lo + hi) // 2, hi})
 
     def val_loss() -> float:
+        # By default the median, not the mean, of the held-out negative log-likelihood: for near-degenerate
+        # posteriors (the noise-free arm's lie on 2-D manifolds in 4-D) the mean is dominated by a handful of held-out
+        # points just off the learned manifold, and stops improving long before typical points (and the
+        # re-simulation error) do.
+        stat = torch.median if o.val_statistic == "median" else torch.mean
         if not set_valued:
-            return float(-model.log_prob(theta_val, x_val).mean() / model.dim)
-        return sum(float(-model.log_prob(theta_val, x_val[:, :k]).mean()) for k in val_ks) / (len(val_ks) * model.dim)
+            return float(stat(-model.log_prob(theta_val, x_val)) / model.dim)
+        nll = [float(stat(-model.log_prob(theta_val, x_val[:, :k]))) for k in val_ks]
+        return sum(nll) / (len(val_ks) * model.dim)
 
     config = TrainConfig(
         steps=o.steps,

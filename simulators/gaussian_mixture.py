@@ -88,9 +88,11 @@ class GaussianMixture:
     def log_likelihood(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log p(x | theta) for one-hot x: (*, 2), (*, 8) -> (*)."""
         theta = check_theta(theta, 2)
-        r = self.responsibilities(theta)
-        in_label = self._modes_of(x).to(r)
-        return torch.log((r * in_label).sum(-1).clamp_min(1e-300))
+        means = self.means.to(theta)
+        log_r = torch.log_softmax(-0.5 * ((theta.unsqueeze(-2) - means) ** 2).sum(-1) / STD**2, -1)
+        in_label = self._modes_of(x)
+        # log-sum-exp over the label's modes: finite far from the data, also in float32
+        return torch.logsumexp(torch.where(in_label, log_r, torch.full_like(log_r, -math.inf)), -1)
 
     def _modes_of(self, x: torch.Tensor) -> torch.Tensor:
         """Mask (*, 8) of the modes whose label is x's label."""

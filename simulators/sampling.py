@@ -57,7 +57,7 @@ def _sample(d: Distribution, shape: torch.Size, g: torch.Generator | None) -> to
         k = probs.shape[-1]
         n = int(torch.Size(shape).numel())
         flat = probs.reshape(-1, k)
-        idx = torch.multinomial(flat, n, replacement=True, generator=g).T.reshape(*shape, *d.batch_shape)
+        idx = torch.multinomial(flat, n, replacement=True, generator=g).T.reshape(tuple(shape) + tuple(d.batch_shape))
         comp = _sample(d.component_distribution, shape, g)  # (*shape, *batch, k, *event)
         ev = len(d.event_shape)
         index = idx.reshape(*idx.shape, 1, *([1] * ev)).expand(*idx.shape, 1, *d.event_shape)

@@ -63,3 +63,19 @@ def test_simulate_draws_labels_by_responsibility(generator):
     x = gm.simulate(gm.means, generator=generator)
     assert torch.equal(x.argmax(-1), torch.arange(8))
     assert x.sum(-1).eq(1).all()
+
+
+def test_log_likelihood_is_finite_far_from_the_modes():
+    """Far from all modes the label probabilities are still well defined (no log 0), in float32 too."""
+    gm = simulators.get("gaussian-mixture")
+    theta = torch.tensor([[10.0, 10.0], [-8.0, 0.5], [0.0, 0.0]])
+    for k in range(4):
+        ll = gm.log_likelihood(theta, onehot(k).float().expand(3, 8))
+        assert torch.isfinite(ll).all()
+    total = torch.stack([gm.log_likelihood(theta, onehot(k).float().expand(3, 8)).exp() for k in range(4)]).sum(0)
+    assert torch.allclose(total, torch.ones(3), atol=1e-5)  # the four labels' probabilities sum to one
+
+
+def test_sample_prior_scalar_shape_for_a_mixture(generator):
+    gm = simulators.get("gaussian-mixture")
+    assert simulators.sample_prior(gm.prior, (), generator=generator).shape == (2,)

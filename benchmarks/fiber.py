@@ -13,8 +13,8 @@ then the speed of NDTM against the bound set by the prior alone, T (N fwd+bwd + 
 timed in the same run. Writes the trade-off plot (paper fig. 4) and a fiber grid (paper figs. 5-6).
 
 Usage:
-    python benchmarks/fiber.py [--targets 8] [--n 4] [--steps 25] [--gammas 30,100,300] [--lambdas 0,0.1,1]
-                               [--fm-steps 1000] [--speed-batch 32] [--threads 1] [--out benchmarks/out]
+    python benchmarks/fiber.py [--targets 16] [--n 4] [--steps 20] [--gammas 10,30,100] [--lambdas 0,0.1,1]
+                               [--fm-steps 500] [--speed-batch 32] [--threads 1] [--out benchmarks/out]
 """
 
 from __future__ import annotations
@@ -94,15 +94,15 @@ def unet_pass_times(prior, batch: int, reps: int = 3) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--targets", type=int, default=8, help="distinct target digits K")
+    ap.add_argument("--targets", type=int, default=16, help="distinct target digits K")
     ap.add_argument("--n", type=int, default=4, help="fiber samples per target")
     ap.add_argument("--reference", type=int, default=1000, help="nearest-neighbour reference set size")
-    ap.add_argument("--steps", type=int, default=25, help="denoising steps T")
+    ap.add_argument("--steps", type=int, default=20, help="denoising steps T")
     ap.add_argument("--inner-steps", type=int, default=4, help="N")
-    ap.add_argument("--gammas", default="30,100,300")
+    ap.add_argument("--gammas", default="10,30,100")
     ap.add_argument("--schedule", default="mid+end")
     ap.add_argument("--lambdas", default="0,0.1,1", help="fiber-loss weights of the conditional model ('' skips)")
-    ap.add_argument("--fm-steps", type=int, default=1000, help="training steps of each conditional model")
+    ap.add_argument("--fm-steps", type=int, default=500, help="training steps of each conditional model")
     ap.add_argument("--speed-batch", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
@@ -143,6 +143,22 @@ def main() -> None:
             rows.append(row(label, gamma, s, loss, x, nn.loss, sec, g))
             results[(name, gamma)] = (s, loss, traces, gam, o)
             print(f"  {label} gamma={gamma:g}: fiber loss {rows[-1]['fiber_loss']:.4g} in {sec:.0f} s", flush=True)
+
+    # Ablation (paper app. C): the static target phi(x) instead of the re-noised h_t, at the strongest gamma.
+    top = max(float(v) for v in a.gammas.split(","))
+    o = NDTMOptions(num_steps=a.steps, inner_steps=a.inner_steps, gamma=top, schedule=a.schedule, renoise_target=False)
+    t0 = time.perf_counter()
+    s, loss, _, _ = ndtm_fibers(
+        priors["NDTM"],
+        phi,
+        x,
+        a.n,
+        options=o,
+        generator=torch.Generator().manual_seed(a.seed + 1),
+        batch_size=a.batch_size,
+    )
+    rows.append(row("NDTM, static target", top, s, loss, x, nn.loss, time.perf_counter() - t0, g))
+    print(f"  NDTM static target gamma={top:g}: fiber loss {rows[-1]['fiber_loss']:.4g}", flush=True)
 
     lambdas = [float(v) for v in a.lambdas.split(",")] if a.lambdas else []
     for lam in lambdas:

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 
 from simulators.color_mnist import background_color, decolorize, sample_colors
-from zoo.quality import color_kl, color_w2
+from zoo.quality import KL_BINS, color_kl, color_w2
 from zoo.subjects import Subject
 
 
@@ -130,17 +130,24 @@ class ColorConsistency(NamedTuple):
     w2_floor: float
 
 
-def color_consistency(samples: torch.Tensor, *, generator: torch.Generator | None = None) -> ColorConsistency:
+def color_consistency(
+    samples: torch.Tensor, *, generator: torch.Generator | None = None, bins: int = KL_BINS, kl_reference: int = 20000
+) -> ColorConsistency:
     """KL / W2 of the background colors of color-MNIST fiber samples (m, 3, H, W) against p(c0).
 
-    The reference is m fresh draws of p(c0); the floors are the same statistics for m exact draws (the estimator's
-    value when the samples are perfectly consistent), so a result is read against its floor.
+    ``bins`` histogram bins per channel on [0, 1] (fewer bins for small m lower the estimator's floor).
+    The KL reference is ``kl_reference`` draws of p(c0), the W2 reference m draws (an exact assignment needs equal
+    sizes); the floors are the same statistics for m exact draws (the estimator's value when the samples are
+    perfectly consistent), so a result is read against its floor.
     """
     m = samples.shape[0]
     c = background_color(samples.detach().float().cpu())
+    ref_kl = sample_colors((kl_reference,), generator=generator)
     ref = sample_colors((m,), generator=generator)
     exact = sample_colors((m,), generator=generator)
-    return ColorConsistency(color_kl(c, ref), color_w2(c, ref), color_kl(exact, ref), color_w2(exact, ref))
+    return ColorConsistency(
+        color_kl(c, ref_kl, bins=bins), color_w2(c, ref), color_kl(exact, ref_kl, bins=bins), color_w2(exact, ref)
+    )
 
 
 def decolorize_fiber_loss(x_tilde: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

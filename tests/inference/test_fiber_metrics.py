@@ -68,7 +68,7 @@ def test_exact_fiber_samples_have_zero_decolorize_loss_and_floor_level_color_sta
     assert float(decolorize_fiber_loss(other[None], x).min()) > 1.0
     exact = color_consistency(fib[:, 0], generator=_g(4))
     # Exact samples against p(c0): the KL is a draw of the same estimator as the floor; a factor 3 covers its
-    # sampling spread at m = 300 (30 bins x 3 channels, floor ~0.1).
+    # sampling spread at m = 300 (30 bins x 3 channels; floor 0.19-0.22 and exact KL 0.21-0.24 over seeds).
     assert exact.kl < 3 * exact.kl_floor + 0.05 and exact.w2 < 3 * exact.w2_floor + 0.02
     # A collapsed fiber (one color for every sample) is far from p(c0).
     grey = decolorize(x[:1]).mean(-3)

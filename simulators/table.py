@@ -100,7 +100,13 @@ def simulate_table(
     }
     n_chunks = math.ceil(n / chunk_size)
     if resume and part.exists():
-        f = h5py.File(part, "a")
+        try:
+            f = h5py.File(part, "a")
+        except OSError as e:
+            raise ValueError(
+                f"cannot resume {part}: it is unreadable ({e.__class__.__name__}; killed before its first chunk "
+                "was on disk?); delete it or rerun without --resume"
+            ) from e
         for k, v in attrs.items():
             found = _decode(f.attrs.get(k))
             if found != v:

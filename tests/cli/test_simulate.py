@@ -123,3 +123,10 @@ def test_incomplete_table_is_not_read(tmp_path):
         simulators.simulate_table(_Interrupting(1), 500, out, seed=1, chunk_size=100, progress=False)
     with pytest.raises(ValueError, match="incomplete"):
         simulators.read_table(simulators.table.partial_path(out))
+
+
+def test_resume_of_an_unreadable_partial_is_a_one_line_error(tmp_path):
+    out = tmp_path / "r.h5"
+    simulators.table.partial_path(out).write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    with pytest.raises(ValueError, match="cannot resume .* unreadable"):
+        simulators.simulate_table(simulators.get("arm"), 100, out, seed=1, chunk_size=50, resume=True)

@@ -119,3 +119,27 @@ register(
         measured={"c2st_per_label": [0.500, 0.510, 0.499, 0.510], "train_seconds": 1166},
     )
 )
+
+
+register(
+    ShippedEstimator(
+        name="arm-cinn",
+        simulator="arm",
+        simulator_options={"variant": "thesis", "noise_std": 0.0},
+        method="cinn",
+        recipe=(
+            "OMP_NUM_THREADS=1 zoo train --simulator arm --method cinn --budget 100000 --seed 0 "
+            "--option blocks=8 --option hidden=64 --option steps=8000 --option batch_size=512 --option val_every=500 "
+            "--out zoo/estimators/arm-cinn"
+        ),
+        seed=0,
+        budget=100_000,
+        description="cINN, 8 affine couplings of width 64, for the noise-free arm (thesis variant)",
+        measured={
+            "calibration_error": 0.0048,
+            "mean_resimulation_error": 0.0071,
+            "c2st_8_observations": 0.561,
+            "train_seconds": 1470,
+        },
+    )
+)

@@ -21,6 +21,7 @@ Training times are wall-clock on this machine with ``--threads`` torch threads; 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
 import time
@@ -81,7 +82,7 @@ def _fit(sim, options: INNOptions, seed: int, progress: bool = False):
 
 def bench_arm(args) -> None:
     sim = simulators.get("arm")
-    opts = replace(ARM, steps=args.steps or ARM.steps)
+    opts = replace(ARM, steps=args.steps or ARM.steps, **_overrides(args))
     est, seconds = _fit(sim, opts, args.seed, args.progress)
     if args.save:
         print(f"saved the arm estimator to {est.save(args.save, overwrite=True)}")
@@ -106,12 +107,11 @@ def bench_arm(args) -> None:
 
 def bench_gm(args) -> None:
     sim = simulators.get("gaussian-mixture", labels="some")
-    base = replace(GM, steps=args.steps or GM.steps)
-    variants = {
-        "INN (all losses)": base,
-        "INN without L_x": replace(base, weight_x=0.0),
-        "INN without L_y, L_z": replace(base, weight_y=0.0, weight_z=0.0),
-    }
+    base = replace(GM, steps=args.steps or GM.steps, **_overrides(args))
+    variants = {"INN (all losses)": base}
+    if not args.no_ablations:
+        variants["INN without L_x"] = replace(base, weight_x=0.0)
+        variants["INN without L_y, L_z"] = replace(base, weight_y=0.0, weight_z=0.0)
     labels = sorted(set(sim.label_map.tolist()))
     print(f"\ngaussian-mixture (labels 'some'), {args.gm_draws} draws per label, seed {args.seed}")
     print(f"settings: {_changed(base)}")
@@ -133,7 +133,18 @@ def bench_gm(args) -> None:
             share = torch.bincount(d.argmin(1), minlength=len(modes)).float() / len(q)
             werr.append(float((share - 1.0 / len(modes)).abs().max()))
         row = " | ".join(f"{s:.3f}" for s in scores)
-        print(f"| {name} | {row} | {100 * np.mean(off):.1f}% | {max(werr):.3f} | {seconds:.0f} s |")
+        print(
+            f"| {name} | {row} | {100 * np.mean(off):.1f}% | {max(werr):.3f} | {seconds:.0f} s ({opts.steps} steps) |"
+        )
+
+
+def _overrides(args) -> dict:
+    """``--set KEY=VALUE`` pairs, values parsed as Python literals."""
+    out = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        out[key] = ast.literal_eval(value)
+    return out
 
 
 def _changed(opts: INNOptions) -> str:
@@ -150,6 +161,8 @@ def main() -> None:
     p.add_argument("--n-test", type=int, default=500)
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--gm-draws", type=int, default=2000)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override an INN option")
+    p.add_argument("--no-ablations", action="store_true", help="gaussian-mixture: skip the ablations")
     p.add_argument("--save", default=None, help="also save the trained arm estimator to this directory")
     p.add_argument("--progress", action="store_true", help="show training progress bars")
     args = p.parse_args()

@@ -17,11 +17,17 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-import torch
+# Run as a script, this file's folder comes first on sys.path and this file would shadow the zoo package.
+_HERE = Path(__file__).resolve().parent
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-import zoo
-from zoo import quality, registry
+import torch  # noqa: E402
+
+import zoo  # noqa: E402
+from zoo import quality, registry  # noqa: E402
 
 
 def main() -> None:

@@ -47,7 +47,7 @@ def test_list_models_shows_every_shipped_model():
 def test_shipped_models_pass_zoo_check():
     res = CliRunner().invoke(main, ["check", "--n", "256", "--steps", "50"])
     assert res.exit_code == 0, res.output
-    assert res.output.count("PASS") == 6
+    assert res.output.count("PASS") == 4 and "FAIL" not in res.output
 
 
 @pytest.mark.slow

@@ -67,3 +67,17 @@ def test_a_continued_run_records_every_invocation(tmp_path):
     assert t["command"] == "first && second"
     assert [r["steps"] for r in t["runs"]] == [2, 4]
     assert json.loads((ckpt / "checkpoint.json").read_text())["step"] == 4
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_recipes_train_on_28x28_mnist_files(tmp_path, name):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((40, 28, 28), dtype=np.uint8)
+    x[:, 6:22, 8:20] = rng.integers(0, 256, (40, 16, 12))  # "digits" inside a clean background ring
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=np.arange(40) % 10)
+    out = train_recipe(name, tmp_path / name, steps=1, batch_size=4, data=tmp_path / "mnist.npz", progress=False)
+    m = zoo.load(out, role=RECIPES[name].role)
+    assert m.meta["input"]["shape"] == [3, 28, 28]
+    assert "--data" in m.meta["training"]["command"]

@@ -15,6 +15,7 @@ import torch
 import inference
 import simulators
 from cli.errors import parse_options
+from cli.train_models import prior, subject
 
 
 @click.group(invoke_without_command=True)
@@ -54,3 +55,7 @@ def train(ctx, name, method, budget, seed, opts, sim_opts, out, overwrite, quiet
     seconds = time.perf_counter() - t0
     path = est.save(out, overwrite=overwrite)
     click.echo(f"trained {method} on {name} in {seconds:.1f} s; wrote {path} (use: zoo infer --estimator {path})")
+
+
+train.add_command(prior)
+train.add_command(subject)

@@ -4,13 +4,10 @@
 saved estimator; ``inference.methods()`` lists the registered names. See :mod:`inference.api` for the interface.
 
 Built-in methods live in their own modules and register themselves on import (``register_method`` at the bottom of
-the module). The modules listed in ``_BUILTIN_METHOD_MODULES`` are imported here when present in the source tree, so
-a new method only needs its module name added to that tuple.
+the module); importing :mod:`inference` imports them all.
 """
 
-import importlib
-import importlib.util
-
+from inference import abc, cinn, inn, mcmc  # noqa: F401  (registers the built-in methods)
 from inference.api import (
     Estimator,
     EstimatorFiles,
@@ -26,12 +23,6 @@ from inference.api import (
     register_method,
     save_estimator,
 )
-
-_BUILTIN_METHOD_MODULES = ("inference.abc", "inference.mcmc", "inference.inn", "inference.cinn")
-
-for _name in _BUILTIN_METHOD_MODULES:
-    if importlib.util.find_spec(_name) is not None:
-        importlib.import_module(_name)
 
 __all__ = [
     "Estimator",

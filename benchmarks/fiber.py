@@ -66,6 +66,7 @@ def row(method, strength, samples, loss, x, nn_loss, seconds, g) -> dict:
         "strength": strength,
         "fiber_loss": float(loss.mean()),
         "fiber_se": float(loss.std() / math.sqrt(m)) if m > 1 else float("nan"),
+        "fiber_median": float(loss.median()),
         "nn_ratio": float(nn_loss.mean() / loss.mean()),
         "decolorize": float(decolorize_fiber_loss(samples, x).mean()),
         "kl": cc.kl,
@@ -192,7 +193,8 @@ def main() -> None:
     )
     print(f"baselines: nearest neighbour {nn_row['fiber_loss']:.4g}, augmented {aug_row['fiber_loss']:.4g}")
     head = (
-        f"{'method':28s} {'strength':>8s} {'fiber loss':>16s} {'NN/loss':>8s} {'decolor.':>9s} {'KL (floor)':>15s}"
+        f"{'method':28s} {'strength':>8s} {'fiber loss':>16s} {'median':>8s} {'NN/loss':>8s} {'decolor.':>9s}"
+        f" {'KL (floor)':>15s}"
         f" {'W2 (floor)':>15s} {'samples/s':>10s}"
     )
     print(head)

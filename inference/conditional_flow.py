@@ -146,8 +146,17 @@ def _affine_inverse_shared(block: AffineCoupling, u: torch.Tensor, c: torch.Tens
         first = net[0]
         d = h.shape[-1]
         bias_c = torch.addmm(first.bias, c, first.weight[:, d:].T) if block.cond_dim else first.bias
-        a = torch.matmul(h, first.weight[:, :d].T) + bias_c
-        s, t = net[1:](a).chunk(2, -1)
+        # 2-D matmuls on contiguous rows and in-place ReLUs: sampling is memory-bound at these widths
+        a = torch.mm(h.reshape(-1, d), first.weight[:, :d].T).view(*h.shape[:-1], -1)
+        a += bias_c
+        for module in list(net)[1:]:
+            if isinstance(module, torch.nn.Linear):
+                a = torch.addmm(module.bias, a.view(-1, a.shape[-1]), module.weight.T).view(*h.shape[:-1], -1)
+            elif isinstance(module, torch.nn.ReLU):
+                a = a.relu_()
+            else:
+                a = module(a)
+        s, t = a.chunk(2, -1)
         return soft_clamp(s, block.clamp), t
 
     u1, u2 = u[..., : block.d1], u[..., block.d1 :]

@@ -202,7 +202,8 @@ def main() -> None:
     for r in rows:
         print(
             f"{r['method']:28s} {r['strength']:8g} {r['fiber_loss']:9.4g} ± {r['fiber_se']:<5.2g}"
-            f" {r['fiber_median']:8.3g} {r['nn_ratio']:8.2f} {r['decolorize']:9.3g} {r['kl']:7.3f} ({r['kl_floor']:.3f})"
+            f" {r['fiber_median']:8.3g} {r['nn_ratio']:8.2f} {r['decolorize']:9.3g}"
+            f" {r['kl']:7.3f} ({r['kl_floor']:.3f})"
             f" {r['w2']:7.3f} ({r['w2_floor']:.3f}) {r['per_s']:10.3g}"
         )
     print(

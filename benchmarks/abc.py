@@ -15,24 +15,17 @@ as its ground truth for the arm and reports no ABC row.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import argparse
+import os
+import time
 
-# Run as a script, this folder comes first on sys.path, and its sibling scripts (zoo.py, ...) would shadow the
-# packages of the same name. Drop it.
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+import torch
 
-import argparse  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import inference  # noqa: E402
-import simulators  # noqa: E402
-from inference.calibration import calibrate  # noqa: E402
-from inference.diagnostics import c2st  # noqa: E402
+import inference
+import simulators
+from inference.calibration import calibrate
+from inference.diagnostics import c2st
 
 THESIS = {"method": "INN (thesis table 4.1)", "calib": 0.0096, "resim_mean": 0.0139, "resim_median": 0.0113}
 

@@ -22,22 +22,15 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
-import sys
 import time
 from dataclasses import asdict, replace
 
-# Running ``python benchmarks/inn.py`` puts benchmarks/ first on sys.path, where benchmarks/zoo.py would shadow the
-# zoo package: drop that entry before importing zoo's packages.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import simulators  # noqa: E402
-from inference import diagnostics  # noqa: E402
-from inference.inn import INNOptions, fit_inn  # noqa: E402
+import simulators
+from inference import diagnostics
+from inference.inn import INNOptions, fit_inn
 
 # Arm: thesis B.5.2 (6 affine coupling blocks, 3 fully connected layers each, leaky ReLU); the remaining settings
 # were tuned here (see docs/inn.md): little y noise, because every unit of y noise shows up in the re-simulation error.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from zoo.training import TrainingDiverged
+
 
 class ZooClickGroup(click.Group):
     """A click group that reports ValueError / FileNotFoundError / FileExistsError as one line, exit code 2."""
@@ -11,6 +13,9 @@ class ZooClickGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except TrainingDiverged as e:
+            # not bad input, but still one line and a non-zero exit; the message names the kept checkpoint
+            raise click.ClickException(f"training diverged: {e}") from e
         except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
             msg = e.args[0] if e.args else str(e)
             raise ZooError(str(msg).splitlines()[0] if msg else type(e).__name__) from e

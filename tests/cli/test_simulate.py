@@ -130,3 +130,16 @@ def test_resume_of_an_unreadable_partial_is_a_one_line_error(tmp_path):
     simulators.table.partial_path(out).write_bytes(b"\x89HDF\r\n\x1a\n truncated")
     with pytest.raises(ValueError, match="cannot resume .* unreadable"):
         simulators.simulate_table(simulators.get("arm"), 100, out, seed=1, chunk_size=50, resume=True)
+
+
+def test_a_diverging_training_run_is_one_line_exit_1(runner, tmp_path):
+    """`zoo train` with a learning rate that makes the INN loss non-finite stops with one line, not a traceback."""
+    out = tmp_path / "est"
+    r = runner.invoke(
+        main,
+        ["train", "-s", "arm", "-m", "inn", "-b", "2000", "--option", "lr=1e12", "--option", "steps=200"]
+        + ["--out", str(out), "-q"],
+    )
+    assert r.exit_code == 1, r.output
+    assert "training diverged" in r.output and "Traceback" not in r.output
+    assert len([line for line in r.output.splitlines() if line.startswith("Error")]) == 1

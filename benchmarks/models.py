@@ -11,23 +11,17 @@ The paper (Rousselot et al. 2026, app. B.1) reports the color KL / W2 of *fiber*
 (Fig. 4, 14), not of the unconditional priors, so there is no paper number to put beside these.
 
 Usage:
-    python benchmarks/zoo.py [--n 512] [--steps 50] [--threads 1] [--seed 0]
+    python benchmarks/models.py [--n 512] [--steps 50] [--threads 1] [--seed 0]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and this file would shadow the zoo package.
-_HERE = Path(__file__).resolve().parent
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+import torch
 
-import torch  # noqa: E402
-
-import zoo  # noqa: E402
-from zoo import quality, registry  # noqa: E402
+import zoo
+from zoo import quality, registry
 
 
 def main() -> None:

@@ -63,6 +63,8 @@ def main() -> None:
     for name in simulators.names():
         n, a, b = measure(name, args.device, args.seconds)
         target = ">= 5e6" if name == "arm" else ""
+        if getattr(simulators.get(name), "options", {}).get("source") == "table":
+            target = "table lookup; live MCML: benchmarks/tissue.py"
         print(f"| {name:<18} | {n:>9} | {a:>12.3g} | {b:>17.3g} | {target:<6} |")
 
 

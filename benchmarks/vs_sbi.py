@@ -84,11 +84,12 @@ def score(
     }
 
 
-def train_cinn(arm, theta, x, seed: int, progress: bool):
+def train_cinn(arm, theta, x, seed: int, progress: bool, steps: int | None = None):
+    opts = {**CINN_OPTIONS, **({"steps": steps} if steps else {})}
     est = fit_cinn(
         arm,
         budget=len(theta),
-        options=inference.make_options("cinn", CINN_OPTIONS),
+        options=inference.make_options("cinn", opts),
         generator=torch.Generator().manual_seed(seed),
         progress=progress,
         simulations=(theta, x),
@@ -123,6 +124,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--cinn-steps", type=int, default=None, help="override the cINN's optimizer steps")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -154,7 +156,7 @@ def main() -> None:
             if method == "cinn" and args.estimator:
                 continue
             if method == "cinn":
-                sample = train_cinn(arm, theta, x, args.seed, args.progress)
+                sample = train_cinn(arm, theta, x, args.seed, args.progress, args.cinn_steps)
                 train_s, budget_row = time.perf_counter() - t0, budget
             else:
                 sample = train_sbi(method, arm, theta, x, args.seed, args.progress)

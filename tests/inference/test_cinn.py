@@ -230,7 +230,7 @@ def test_unknown_coupling_and_tiny_budget():
 # -- the shipped estimators (zoo/estimators/) --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["arm-cinn", "gaussian-mixture-cinn"])
+@pytest.mark.parametrize("name", ["arm-cinn", "gaussian-mixture-cinn", "tissue-cinn"])
 def test_shipped_estimators_load_by_name(name):
     import zoo.estimators
 

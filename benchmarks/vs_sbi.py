@@ -17,8 +17,7 @@ sbi is not a dependency of zoo: install it into a separate environment and run t
         && /work/sbi-venv/bin/pip install -e . sbi
     /work/sbi-venv/bin/python -m benchmarks.vs_sbi --budgets 10000 100000  # from the repository root
 
-(Run it as a module: a plain ``python benchmarks/vs_sbi.py`` would put benchmarks/ first on the import path, where
-benchmarks/zoo.py shadows the zoo package.) ``--methods cinn`` runs zoo alone (no sbi needed).
+``--methods cinn`` runs zoo alone (no sbi needed).
 ``--estimator DIR_OR_NAME`` scores a saved zoo estimator (e.g. the shipped ``arm-cinn``) once instead of training a
 cINN per budget; that row is marked "saved estimator": it was trained on its own simulations (same simulator, prior
 and budget, a different draw), and its training seconds are the ones recorded in its directory. FMPE samples by

@@ -15,6 +15,7 @@ import torch
 
 import inference
 import simulators
+import zoo.estimators
 from cli.errors import parse_options
 from cli.observations import parse_theta, read_observations, simulated_test_case
 from inference.infer import infer as run_infer
@@ -22,7 +23,14 @@ from inference.infer import infer as run_infer
 
 @click.command()
 @click.option("--simulator", "-s", "name", help="Simulator name (see `zoo list`); not needed with --estimator.")
-@click.option("--method", "-m", default="abc", show_default=True, help="Posterior method (see `zoo list`).")
+@click.option(
+    "--method",
+    "-m",
+    default=None,
+    help="Posterior method (see `zoo list`). Default: the shipped estimator for this simulator if there is one "
+    "and no --budget/--option is given, else abc.",
+)
+@click.option("--retrain", is_flag=True, help="Train the default shipped estimator afresh instead of loading it.")
 @click.option("--estimator", type=click.Path(path_type=Path), help="A saved estimator directory (zoo train) to use.")
 @click.option("--observation", "obs_file", type=click.Path(path_type=Path), help="CSV / NPY / JSON observations.")
 @click.option("--theta", help="Simulate a synthetic observation from these parameters, e.g. 0,0.3,-0.2,0.4.")
@@ -41,6 +49,7 @@ from inference.infer import infer as run_infer
 def infer(
     name,
     method,
+    retrain,
     estimator,
     obs_file,
     theta,
@@ -81,7 +90,30 @@ def infer(
             raise ValueError(f"--simulator {name} does not match the estimator's simulator {sim.name}")
     else:
         sim = simulators.get(name, **parse_options(sim_opts))
-        options = inference.make_options(method, parse_options(opts))
+        shipped = None
+        if method is None and budget is None and not opts:
+            shipped = zoo.estimators.default_for(sim.name, getattr(sim, "options", {}))
+        if shipped is not None and not retrain:
+            estimator = shipped.name
+            est = inference.load(shipped.name)
+            if not quiet:
+                click.echo(
+                    f"using the shipped estimator {shipped.name} (--retrain to train it afresh, --method M for another)"
+                )
+        elif shipped is not None:
+            method, budget = shipped.method, shipped.budget
+            try:  # the recorded options of the shipped estimator, so the retrained one matches its recipe
+                options = inference.read_estimator(shipped.directory).options
+            except (FileNotFoundError, ValueError):
+                options = inference.make_options(method, None)
+        else:
+            if retrain:
+                raise ValueError(
+                    f"--retrain applies to a shipped estimator, and there is none for {sim.name} with these options "
+                    "when --method/--budget/--option are given; drop --retrain"
+                )
+            method = method or "abc"
+            options = inference.make_options(method, parse_options(opts))
     truth = None
     if obs_file is not None:
         x_o = read_observations(obs_file, sim)
@@ -104,6 +136,14 @@ def infer(
         n_predictive=n_resim,
         fit_seconds=time.perf_counter() - t0,
     )
+    if hasattr(est, "misspecification"):
+        p = est.misspecification(x_o).p_value.reshape(-1)
+        for i in (p < 0.01).nonzero().flatten().tolist():
+            click.echo(
+                f"warning: observation {i} looks unlike anything the simulator produces (misspecification p-value "
+                f"{float(p[i]):.2g}); treat its posterior with suspicion",
+                err=True,
+            )
     result.save(result_path, overwrite=overwrite)
     written = [str(result_path)]
     if not no_plots:

@@ -5,9 +5,8 @@ Two block types, both conditioned on a summary ``c`` of shape (*, C):
 - ``"affine"``: :class:`inference.coupling.AffineCoupling` (soft-clamped GLOW block, condition concatenated to
   every subnetwork input; thesis eqs. 3.10-3.13), reused as is;
 - ``"spline"``: normflows' ``CoupledRationalQuadraticSpline`` (monotone rational-quadratic splines on [-B, B],
-  linear tails; Durkan et al. 2019), whose residual subnetworks take the condition as context. It is wrapped here
-  so that no normflows type leaks out, with the direction convention of this package: ``forward`` maps
-  theta -> z (normflows' ``inverse``), ``inverse`` maps z -> theta.
+  linear tails; Durkan et al. 2019), whose residual subnetworks take the condition as context. It is wrapped
+  once, in :mod:`zoo.splines`, so that no normflows type reaches ``inference/``.
 
 Every block is followed by a fixed random :class:`inference.coupling.Permutation`; with ``actnorm`` an
 :class:`ActNorm` precedes it. All layers share one call signature, ``layer(x, c) -> (y, log|det dy/dx|)``, and an
@@ -20,8 +19,7 @@ import torch
 from torch import nn
 
 from inference.coupling import AffineCoupling, Permutation, soft_clamp
-
-SPLINE_BOUND = 5.0  # spline interval [-B, B] in standardized units; beyond it the tails are linear (identity)
+from zoo.splines import SplineCoupling
 
 
 class ActNorm(nn.Module):
@@ -40,50 +38,6 @@ class ActNorm(nn.Module):
 
     def inverse(self, y: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return (y - self.shift) * (-self.log_scale).exp(), (-self.log_scale.sum()).expand(y.shape[:-1])
-
-
-class SplineCoupling(nn.Module):
-    """A conditional rational-quadratic spline coupling block (normflows), batched over any leading dims.
-
-    Arguments:
-        dim: width (>= 2).
-        cond_dim: condition width.
-        hidden: hidden width of the residual subnetwork.
-        layers: residual blocks of the subnetwork.
-        bins: spline bins.
-        reverse_mask: transform the other half of the dimensions.
-    """
-
-    def __init__(
-        self, dim: int, *, cond_dim: int, hidden: int = 128, layers: int = 2, bins: int = 8, reverse_mask: bool = False
-    ) -> None:
-        super().__init__()
-        from normflows.flows import CoupledRationalQuadraticSpline
-
-        self.dim = dim
-        self.block = CoupledRationalQuadraticSpline(
-            dim,
-            layers,
-            hidden,
-            num_context_channels=cond_dim or None,
-            num_bins=bins,
-            tails="linear",
-            tail_bound=SPLINE_BOUND,
-            reverse_mask=reverse_mask,
-        )
-        self.block.prqct.transform_net.final_layer.zero_init = True  # start as the identity
-
-    def _call(self, fn, x: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = x.shape[:-1]
-        flat_c = None if c is None else c.expand(*batch, c.shape[-1]).reshape(-1, c.shape[-1])
-        y, log_det = fn(x.reshape(-1, self.dim), flat_c)
-        return y.reshape(x.shape), log_det.reshape(batch)
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._call(self.block.inverse, x, c)
-
-    def inverse(self, z: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._call(self.block.forward, z, c)
 
 
 class ConditionalFlow(nn.Module):

@@ -59,7 +59,8 @@ class Prior(nn.Module):
         return (x - self.norm_mean) / self.norm_std
 
     def sample(self, n: int, *, generator: torch.Generator | None = None, **kwargs: Any) -> torch.Tensor:
-        raise NotImplementedError
+        """Draw n samples in data space; every concrete prior (DiffusionPrior, FlowPrior) implements it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement sample(n, *, generator)")
 
     @property
     def device(self) -> torch.device:

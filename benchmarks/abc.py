@@ -24,8 +24,8 @@ import torch
 
 import inference
 import simulators
-from inference.calibration import calibrate
-from inference.diagnostics import c2st
+from inference.evaluation.calibration import calibrate
+from inference.evaluation.diagnostics import c2st
 
 THESIS = {"method": "INN (thesis table 4.1)", "calib": 0.0096, "resim_mean": 0.0139, "resim_median": 0.0113}
 

@@ -29,15 +29,15 @@ import torch
 
 import simulators
 import zoo
-from inference.fiber_metrics import (
+from inference.fibers.metrics import (
     augment,
     color_consistency,
     decolorize_fiber_loss,
     nearest_neighbour,
     subject_fiber_loss,
 )
-from inference.fiber_model import FiberModelOptions, fit_fiber_model
-from inference.ndtm import NDTMOptions, ndtm_fibers
+from inference.fibers.model import FiberModelOptions, fit_fiber_model
+from inference.fibers.ndtm import NDTMOptions, ndtm_fibers
 from inference.plots import fiber_grid, fidelity_consistency, save_figures
 from inference.results import FiberSamples
 from simulators.color_mnist import colorize, sample_colors

@@ -1,13 +1,14 @@
-"""Benchmark of the inverse INN (inference/inn.py) against the thesis's numbers.
+"""Benchmark of the inverse INN (inference/posterior/inn.py) against the thesis's numbers.
 
 Tasks (``--task``):
 
 - ``arm``: inverse kinematics, thesis table 4.1 (INN: mean / median re-simulation error 0.0139 / 0.0113, calibration
   error 0.96%). Scored over ``--n-test`` prior test cases with ``--draws`` posterior draws each, with
-  :func:`inference.diagnostics.calibration_error` and :func:`inference.diagnostics.resimulation_error`.
+  :func:`inference.evaluation.diagnostics.calibration_error` and
+  :func:`inference.evaluation.diagnostics.resimulation_error`.
 - ``gaussian-mixture``: the 8-mode toy with the ``some`` labels (thesis fig. 4.2, qualitative only): per label, C2ST
-  (:func:`inference.diagnostics.c2st`) of INN draws against the exact posterior, the fraction of draws off the
-  label's modes (farther than 3 sigma = 0.6 from all of them; exact posterior: exp(-4.5) = 1.1%) and the largest
+  (:func:`inference.evaluation.diagnostics.c2st`) of INN draws against the exact posterior, the fraction of draws off
+  the label's modes (farther than 3 sigma = 0.6 from all of them; exact posterior: exp(-4.5) = 1.1%) and the largest
   error of the mode weights. With the ablations of fig. 4.2: without L_x, and without L_y and L_z.
 
 Usage::
@@ -29,8 +30,8 @@ import numpy as np
 import torch
 
 import simulators
-from inference import diagnostics
-from inference.inn import INNOptions, fit_inn
+from inference.evaluation import diagnostics
+from inference.posterior.inn import INNOptions, fit_inn
 
 # Arm: thesis B.5.2 (6 affine coupling blocks, 3 fully connected layers each, leaky ReLU); the remaining settings
 # were tuned here (see docs/inn.md): little y noise, because every unit of y noise shows up in the re-simulation error.

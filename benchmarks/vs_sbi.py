@@ -1,7 +1,7 @@
 """Peer benchmark: zoo's conditional INN against sbi's NPE (MAF) and FMPE (flow matching) on the arm.
 
 All methods train on the *same* simulations of the (noise-free, thesis-variant) arm at each budget and are scored on
-the same test set, in one run, by :mod:`inference.diagnostics`:
+the same test set, in one run, by :mod:`inference.evaluation.diagnostics`:
 
 - training seconds;
 - posterior draws per second, batched over all test observations in one call;
@@ -36,8 +36,8 @@ import torch
 
 import inference
 import simulators
-from inference import diagnostics
-from inference.cinn import fit_cinn
+from inference.evaluation import diagnostics
+from inference.posterior.cinn import fit_cinn
 
 # the issue's measurements of sbi 0.27 on this machine (1000 test observations x 1000 draws; C2ST on 8 observations)
 ISSUE_TABLE = """\

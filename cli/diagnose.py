@@ -1,7 +1,8 @@
 """``zoo diagnose``: calibration of a posterior method over simulated test cases, or a summary of a result file.
 
 ``zoo diagnose --simulator NAME --method M --n-test 200 --out DIR`` runs simulation-based calibration
-(:func:`inference.calibration.calibrate`) and writes ``calibration.nc``, ``calibration.md`` (the table) and the
+(:func:`inference.evaluation.calibration.calibrate`) and writes ``calibration.nc``, ``calibration.md`` (the table) and
+the
 plots; ``zoo diagnose posterior.nc`` prints a summary of an existing result file.
 """
 
@@ -67,7 +68,7 @@ def diagnose(
         est = inference.fit(sim, method=method, budget=budget, options=options, generator=generator, progress=not quiet)
     fit_seconds = time.perf_counter() - t0
 
-    from inference.calibration import calibrate
+    from inference.evaluation.calibration import calibrate
 
     report = calibrate(
         est, n_test=n_test, n_samples=n_samples, generator=generator, seed=seed, n_map=n_map, fit_seconds=fit_seconds

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 import zoo
-from inference.fiber_metrics import augment, features, nearest_neighbour, subject_fiber_loss
-from inference.fiber_model import FiberModelOptions, fit_fiber_model
-from inference.ndtm import NDTMOptions, check_compatible, check_subject, ndtm_fibers
+from inference.fibers.metrics import augment, features, nearest_neighbour, subject_fiber_loss
+from inference.fibers.model import FiberModelOptions, fit_fiber_model
+from inference.fibers.ndtm import NDTMOptions, check_compatible, check_subject, ndtm_fibers
 from inference.plots import fiber_grid, save_figures
 from inference.results import FiberSamples
 

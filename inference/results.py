@@ -218,7 +218,7 @@ class PosteriorSamples:
 
 @dataclass
 class CalibrationReport:
-    """The outcome of a simulation-based calibration run (see :func:`inference.calibration.calibrate`).
+    """The outcome of a simulation-based calibration run (see :func:`inference.evaluation.calibration.calibrate`).
 
     Attributes:
         result: the posterior draws for all N test cases (observation dimension = test case), with the truths.

@@ -11,7 +11,7 @@ import xarray as xr
 
 import inference
 import simulators
-from inference.calibration import calibrate
+from inference.evaluation.calibration import calibrate
 from inference.infer import infer
 from inference.results import (
     PosteriorSamples,

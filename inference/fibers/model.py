@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from inference.cinn import _reset_parameters  # the cINN's reproducible initialization, reused
-from inference.conditional_flow import build_flow
+from inference.posterior.cinn import _reset_parameters  # the cINN's reproducible initialization, reused
+from inference.posterior.conditional_flow import build_flow
 from zoo.subjects import Subject
 from zoo.training import TrainConfig, TrainHistory, train
 

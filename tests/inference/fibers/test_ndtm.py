@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, FlowMatchEulerDiscreteScheduler, UNet2DModel
 
-from inference.ndtm import NDTMOptions, check_compatible, ndtm_sample
+from inference.fibers.ndtm import NDTMOptions, check_compatible, ndtm_sample
 from zoo import DiffusionPrior, Subject
 
 SCHEDULERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "flow": FlowMatchEulerDiscreteScheduler}

@@ -22,7 +22,7 @@ pad block wherever the nominal width exceeds ``M + K``. The objective (thesis se
 Proposition 1 (thesis): when ``L_y = L_z = 0``, ``g(y*, z)`` with ``z ~ N(0, I)`` samples exactly ``p(x | y*)``.
 Forward and backward terms are summed and differentiated together, which is the same as running the forward and
 backward passes one after the other and accumulating their gradients before one update. MMDs use the multi-scale
-inverse multiquadratic kernels of :mod:`inference.mmd`.
+inverse multiquadratic kernels of :mod:`inference.posterior.mmd`.
 
 Training runs through :func:`zoo.training.train`: fresh simulations every batch when the budget allows (or no
 budget is given), otherwise a fixed table of ``budget`` simulations. ``x`` and ``y`` are standardized with
@@ -42,8 +42,8 @@ from torch import nn
 
 import simulators
 from inference.api import EstimatorFiles, register_method, save_estimator
-from inference.coupling import CouplingFlow
-from inference.mmd import mmd
+from inference.posterior.coupling import CouplingFlow
+from inference.posterior.mmd import mmd
 from simulators import Simulator
 from zoo.training import TrainConfig, TrainHistory, train
 
@@ -59,7 +59,8 @@ class INNOptions:
     issue calls the reference configuration: Adam lr 1e-3, betas (0.9, 0.95), weight decay 1e-5, batch 500, loss
     weights y 1 / z-MMD 50 / x-MMD 500 / reconstruction 1, noise y 0.05 / z 0.02 / pad 0.01, 4 coupling blocks of
     width 128, forward kernels (0.2, 2), (1.5, 2), (3.0, 2) and backward kernels (0.2, 0.1), (0.2, 0.5), (0.2, 2) as
-    ``(C, a)`` pairs (see :mod:`inference.mmd`), 60 epochs x 200 iterations = 12 000 steps. Departures: the clamp is
+    ``(C, a)`` pairs (see :mod:`inference.posterior.mmd`), 60 epochs x 200 iterations = 12 000 steps. Departures: the
+    clamp is
     2 (thesis ch. 2 and FrEIA's default; the release's 4 let the log-scales of every block saturate and the loss
     explode in our runs), subnetworks have 3 linear layers (thesis app. B.5), and the learning rate decays by a
     cosine to 1% (the release decays exponentially to 2%). Per-simulator settings are in ``benchmarks/inn.py``.
@@ -159,7 +160,8 @@ class InverseINN(nn.Module):
         dim_y: observation width M.
         dim_z: latent width K.
         dim_total: nominal width (>= D and >= M + K).
-        blocks, hidden, layers, clamp, activation: the coupling flow (see :class:`inference.coupling.CouplingFlow`).
+        blocks, hidden, layers, clamp, activation: the coupling flow (see
+            :class:`inference.posterior.coupling.CouplingFlow`).
         seed: seed of the fixed permutations.
 
     Example:

@@ -6,7 +6,7 @@ import torch
 
 import inference
 import simulators
-from inference.misspecification import SummaryMahalanobis
+from inference.posterior.misspecification import SummaryMahalanobis
 
 
 def test_p_values_are_uniform_for_exchangeable_data(generator):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from inference.fiber_model import FiberModelOptions, PCAAutoencoder, fit_fiber_model
+from inference.fibers.model import FiberModelOptions, PCAAutoencoder, fit_fiber_model
 from zoo import Subject
 
 

@@ -12,8 +12,8 @@ import torch
 
 import inference
 import simulators
-from inference.cinn import CINNOptions, ConditionalINN
-from inference.conditional_flow import build_flow
+from inference.posterior.cinn import CINNOptions, ConditionalINN
+from inference.posterior.conditional_flow import build_flow
 
 TINY = {"blocks": 2, "hidden": 32, "summary_dim": 8, "summary_hidden": 32, "batch_size": 256, "val_every": 100}
 
@@ -257,7 +257,7 @@ def test_shipped_arm_estimator_matches_the_thesis_inn():
     1000 test cases x 1000 draws, as in the issue's sbi table (calibration error: 4 MC standard errors of an inlier
     fraction over 4000 pooled marginal intervals ~ 3%, but the median over 100 levels averages most of that out).
     """
-    from inference import diagnostics
+    from inference.evaluation import diagnostics
 
     est = inference.load("arm-cinn")
     arm = est.simulator
@@ -272,7 +272,7 @@ def test_shipped_arm_estimator_matches_the_thesis_inn():
 @pytest.mark.slow
 def test_shipped_gaussian_mixture_estimator_c2st_per_label():
     """Issue 6 acceptance: C2ST <= 0.6 against the exact posterior for every label (2000 draws each)."""
-    from inference import diagnostics
+    from inference.evaluation import diagnostics
 
     est = inference.load("gaussian-mixture-cinn")
     gm = est.simulator

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 import simulators
-from inference.fiber_metrics import (
+from inference.fibers.metrics import (
     augment,
     color_consistency,
     decolorize_fiber_loss,

@@ -13,9 +13,10 @@ per observation and broadcast over its draws.
 theta and x are standardized internally (means and standard deviations of the training simulations, stored with
 the weights; for sets, per element). For set-valued simulators (``simulator.n_obs = (lo, hi)``) each training
 batch draws one set size K uniformly from ``[lo, hi]``, so one model serves every K in the range (BayesFlow's
-variable-N training), and the default summary is the permutation-invariant :class:`~inference.summary.DeepSet`.
+variable-N training), and the default summary is the permutation-invariant
+:class:`~inference.posterior.summary.DeepSet`.
 
-Blocks: the affine coupling blocks of :mod:`inference.coupling` (soft-clamped, condition concatenated to each
+Blocks: the affine coupling blocks of :mod:`inference.posterior.coupling` (soft-clamped, condition concatenated to each
 subnetwork input) or normflows' conditional rational-quadratic spline coupling (``coupling="spline"``), each
 followed by a fixed random permutation, optionally preceded by an ActNorm.
 
@@ -39,9 +40,9 @@ from torch import nn
 
 import simulators
 from inference.api import EstimatorFiles, register_method, save_estimator
-from inference.conditional_flow import build_flow
-from inference.misspecification import Misspecification, SummaryMahalanobis
-from inference.summary import build_summary
+from inference.posterior.conditional_flow import build_flow
+from inference.posterior.misspecification import Misspecification, SummaryMahalanobis
+from inference.posterior.summary import build_summary
 from simulators import Simulator
 from zoo.training import TrainConfig, train
 
@@ -108,10 +109,11 @@ class ConditionalINN(nn.Module):
         dim: parameter dimension D.
         element_shape: shape of one observation, or of one set element when ``set_valued``.
         set_valued: observations are sets ``(*batch, K, *element_shape)``.
-        summary: summary kind (see :func:`inference.summary.build_summary`).
+        summary: summary kind (see :func:`inference.posterior.summary.build_summary`).
         summary_dim: summary width.
         summary_hidden: summary hidden width.
-        flow: keyword arguments of :func:`inference.conditional_flow.build_flow` (coupling, blocks, hidden, ...).
+        flow: keyword arguments of :func:`inference.posterior.conditional_flow.build_flow` (coupling, blocks, hidden,
+            ...).
 
     Example:
         >>> import torch
@@ -221,7 +223,7 @@ class CINNEstimator:
         method: ``"cinn"``.
         simulator, options, budget: what it was trained for and with.
         model: the :class:`ConditionalINN`.
-        score: the :class:`~inference.misspecification.SummaryMahalanobis` misspecification score.
+        score: the :class:`~inference.posterior.misspecification.SummaryMahalanobis` misspecification score.
         info: training record (steps, seconds, best validation loss).
     """
 

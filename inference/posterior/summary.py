@@ -1,6 +1,6 @@
 """Summary networks: learned statistics h = phi(x) of an observation, trained jointly with a conditional INN.
 
-The conditional INN of :mod:`inference.cinn` does not see the raw observation but a fixed-width summary
+The conditional INN of :mod:`inference.posterior.cinn` does not see the raw observation but a fixed-width summary
 ``h = phi(x)``; the summary network is trained together with the flow by back-propagating the maximum-likelihood loss
 (thesis sec. 3.3, Proposition 1: the learned features maximize the mutual information between theta and h within
 the network family). For set-valued observations (K i.i.d. measurements of one theta) the summary must be invariant

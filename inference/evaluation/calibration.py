@@ -1,7 +1,8 @@
 """Simulation-based calibration of any posterior method over simulated test cases.
 
 ``calibrate(estimator, n_test=200)`` draws theta*_i ~ p(theta), simulates x_i ~ p(x | theta*_i), asks the estimator
-for all N posteriors in one batched call, and scores them with :mod:`inference.diagnostics`: the thesis's marginal
+for all N posteriors in one batched call, and scores them with :mod:`inference.evaluation.diagnostics`: the thesis's
+marginal
 calibration error and curve, SBC ranks with a uniformity test, highest-density coverage (where the method has
 densities), re-simulation error, and RMSE of the posterior mean and of the MAP. ``zoo diagnose`` calls it.
 """
@@ -14,8 +15,8 @@ import numpy as np
 import torch
 
 import simulators
-from inference import diagnostics
 from inference.api import Estimator
+from inference.evaluation import diagnostics
 from inference.infer import infer
 from inference.results import CalibrationReport
 
@@ -61,7 +62,7 @@ def calibrate(
 
     Example:
         >>> import torch, simulators, inference
-        >>> from inference.calibration import calibrate
+        >>> from inference.evaluation.calibration import calibrate
         >>> g = torch.Generator().manual_seed(0)
         >>> est = inference.fit(simulators.get("gaussian-mixture"), method="abc", budget=20_000, generator=g,
         ...                     progress=False)

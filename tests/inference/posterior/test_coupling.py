@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference.coupling import AffineCoupling, CouplingFlow, Permutation, soft_clamp
+from inference.posterior.coupling import AffineCoupling, CouplingFlow, Permutation, soft_clamp
 
 
 def _randomize(module: torch.nn.Module, seed: int = 0, std: float = 0.3) -> None:

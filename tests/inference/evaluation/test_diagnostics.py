@@ -11,7 +11,7 @@ import torch
 from sklearn.cluster import MeanShift
 
 import simulators
-from inference import diagnostics as dg
+from inference.evaluation import diagnostics as dg
 
 N = 400  # test cases
 SE = 0.5 / np.sqrt(N)

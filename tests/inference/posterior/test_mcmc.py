@@ -58,7 +58,7 @@ def test_nuts_needs_a_likelihood_and_whole_chains():
 @pytest.mark.slow
 def test_nuts_matches_noisy_arm_reference_posterior():
     """The noisy arm: NUTS against the exact importance-resampling reference, by C2ST (slow: ~1-2 minutes)."""
-    from inference.diagnostics import c2st
+    from inference.evaluation.diagnostics import c2st
 
     arm = simulators.get("arm", noise_std=0.05)
     g = torch.Generator().manual_seed(1)

@@ -2,13 +2,13 @@
 
 Two block types, both conditioned on a summary ``c`` of shape (*, C):
 
-- ``"affine"``: :class:`inference.coupling.AffineCoupling` (soft-clamped GLOW block, condition concatenated to
+- ``"affine"``: :class:`inference.posterior.coupling.AffineCoupling` (soft-clamped GLOW block, condition concatenated to
   every subnetwork input; thesis eqs. 3.10-3.13), reused as is;
 - ``"spline"``: normflows' ``CoupledRationalQuadraticSpline`` (monotone rational-quadratic splines on [-B, B],
   linear tails; Durkan et al. 2019), whose residual subnetworks take the condition as context. It is wrapped
   once, in :mod:`zoo.splines`, so that no normflows type reaches ``inference/``.
 
-Every block is followed by a fixed random :class:`inference.coupling.Permutation`; with ``actnorm`` an
+Every block is followed by a fixed random :class:`inference.posterior.coupling.Permutation`; with ``actnorm`` an
 :class:`ActNorm` precedes it. All layers share one call signature, ``layer(x, c) -> (y, log|det dy/dx|)``, and an
 ``inverse`` with the same signature.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from inference.coupling import AffineCoupling, Permutation, soft_clamp
+from inference.posterior.coupling import AffineCoupling, Permutation, soft_clamp
 from zoo.splines import SplineCoupling
 
 

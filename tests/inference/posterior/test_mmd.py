@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference.mmd import imq, kernel_matrix, mmd, squared_distances
+from inference.posterior.mmd import imq, kernel_matrix, mmd, squared_distances
 
 KERNELS = [imq(0.2, 1.0), ((0.2, 2.0), (1.5, 2.0), (3.0, 2.0)), ((0.2, 0.1), (0.2, 0.5), (0.2, 2.0))]
 

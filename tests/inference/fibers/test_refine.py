@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference.refine import latent_refine
+from inference.fibers.refine import latent_refine
 from zoo import Subject
 
 

@@ -9,7 +9,7 @@ import torch
 
 import inference
 import simulators
-from inference.inn import INNOptions, InverseINN, fit_inn, inn_loss, ramp
+from inference.posterior.inn import INNOptions, InverseINN, fit_inn, inn_loss, ramp
 from simulators.arm import Arm
 from zoo.training import TrainingDiverged
 

@@ -9,8 +9,8 @@ import torch
 
 import inference
 import simulators
-from inference.abc import ABCOptions, RejectionABC
-from inference.diagnostics import c2st
+from inference.evaluation.diagnostics import c2st
+from inference.posterior.abc import ABCOptions, RejectionABC
 
 
 def _onehot(k):

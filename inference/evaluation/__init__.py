@@ -1,0 +1,1 @@
+"""Calibration (simulation-based calibration, coverage) and posterior diagnostics."""

@@ -1,0 +1,1 @@
+"""Fiber sampling: NDTM guidance of a pretrained prior, refinement, the conditional fiber model, fiber metrics."""

@@ -1,0 +1,1 @@
+"""Posterior methods (rejection ABC, NUTS, inverse INN, conditional INN) and their building blocks."""

@@ -11,17 +11,23 @@ The paper (Rousselot et al. 2026, app. B.1) reports the color KL / W2 of *fiber*
 (Fig. 4, 14), not of the unconditional priors, so there is no paper number to put beside these.
 
 Usage:
-    python benchmarks/models.py [--n 512] [--steps 50] [--threads 1] [--seed 0]
+    python benchmarks/zoo.py [--n 512] [--steps 50] [--threads 1] [--seed 0]
 """
 
 from __future__ import annotations
 
 import argparse
+import pathlib
+import sys
 
-import torch
+# Run as a script, this file's folder is sys.path[0], and this file (zoo.py) would shadow the zoo package.
+_HERE = pathlib.Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != _HERE]
 
-import zoo
-from zoo import quality, registry
+import torch  # noqa: E402
+
+import zoo  # noqa: E402
+from zoo import quality, registry  # noqa: E402
 
 
 def main() -> None:

@@ -9,12 +9,22 @@ parameters ``x`` (the simulator's theta, dim D), observations ``y`` (dim M) and 
 If ``M + K > D`` the input is padded with zeros, ``x -> [x, x_0]``; the output is laid out ``[z, pad, y]`` with a
 pad block wherever the nominal width exceeds ``M + K``. The objective (thesis sec. 4.1.2) sums, per batch:
 
-- ``L_y = E ||y - f_y(x)||^2``: supervised fit of the forward process;
+- ``L_y = E ||y - f_y(x)||^2``: supervised fit of the forward process. For label-valued ``y`` (class probabilities,
+  e.g. one-hot labels) ``y_loss="cross_entropy"`` uses ``L_y = E KL(y~ || softmax(f_y(x))) + E mean_k(f_y(x))^2``
+  instead (thesis sec. 4.1.2: "cross-entropy for classification"): ``y~ = (1 - eps) y + eps / M`` is the label with
+  smoothing ``eps``, and the network's ``y`` slot holds centred log-probabilities ``u(y) = log y~ - mean_k log y~``
+  (wherever ``y`` enters the network: as the ``L_z`` target, in the backward pass, when sampling). ``u`` is a bijection
+  from smoothed labels to centred logits and ``softmax(u(y)) = y~``, so the optimum is ``f_y(x) = u(y)``: the KL term
+  fixes the logits up to a shift and the second term fixes the shift;
 - ``L_z = MMD(q(y, z), p(y) p(z))`` between ``[f_y(x), f_z(x)]`` and ``[y, z ~ N(0, I)]``, with the gradient through
   the ``f_y`` output blocked, so that ``L_z`` only shapes ``z`` (makes it normal and independent of ``y``);
 - ``L_x = MMD(q(x), p(x))`` between backward samples ``g(y, z ~ N)`` and prior samples ``x``; it does not move the
   optimum (thesis Corollary B.1) but speeds up convergence; ramped up during training, because a full-strength
-  ``L_x`` at the start can make the model get stuck (reference notebook);
+  ``L_x`` at the start can make the model get stuck (reference notebook). Optionally (``x_weight_sigma``) each
+  pair's term is weighted by ``exp(-||y_i - y_j||^2 / (2 sigma^2))``, so that mainly draws for similar observations
+  are compared (reference tissue setup), with ``sigma`` decaying geometrically during training when
+  ``x_weight_sigma_end`` is set (thesis app. B.5.3: "weighted MMD terms by observation distance with decaying
+  gamma");
 - padding losses: ``L_pad = E ||f_pad(x)||^2`` keeps the output padding near zero, and the reconstruction loss
   ``L_rec = E ||g(f(x) + noise) - x||^2`` (a backward pass with pad / z / y outputs perturbed by noise) forces the
   padding to carry no information.
@@ -49,6 +59,7 @@ from zoo.training import TrainConfig, TrainHistory, train
 
 _PILOT = 20_000  # simulations for the standardization statistics
 _CHUNK = 1 << 16  # rows per backward pass when sampling
+Y_LOSSES = ("mse", "cross_entropy")
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,14 @@ class INNOptions:
         x_ramp: ramp ``L_x`` up as ``min(1, 2 * 0.002 ** (1 - step / steps))`` (reference notebook).
         x_weight_sigma: if > 0, weight the ``L_x`` element matrix by ``exp(-||y_i - y_j||^2 / (2 sigma^2))`` (the
             observation-distance weighting of the reference tissue setup; sigma in standard units).
+        x_weight_sigma_end: if set, ``sigma`` decays geometrically from ``x_weight_sigma`` at the first step to this
+            value at the last (thesis app. B.5.3 decays it "to 0"; it must stay > 0 here, because at 0 the weights
+            become the identity and ``L_x`` turns into a pairwise loss that pulls every draw to its own training
+            ``x``, collapsing the posterior onto its mean). ``None``: constant.
+        y_loss: ``"mse"`` (default) or ``"cross_entropy"`` for label-valued ``y`` (each observation a probability
+            vector, e.g. one-hot labels; see the module docstring). With cross-entropy ``y`` is not standardized.
+        label_smoothing: ``eps`` of the cross-entropy option, in (0, 1): keeps the target logits finite (thesis
+            ch. 5 uses 0.05).
         standardize: standardize ``x`` and ``y`` with pilot statistics.
         val_size: validation simulations (in addition to the budget).
         val_every: validate every this many steps (0: never).
@@ -130,6 +149,9 @@ class INNOptions:
     kernel_x: tuple[tuple[float, float], ...] = ((0.2, 0.1), (0.2, 0.5), (0.2, 2.0))
     x_ramp: bool = True
     x_weight_sigma: float = 0.0
+    x_weight_sigma_end: float | None = None
+    y_loss: str = "mse"
+    label_smoothing: float = 0.05
     standardize: bool = True
     val_size: int = 2000
     val_every: int = 500
@@ -148,6 +170,18 @@ class INNOptions:
         for name in ("steps", "batch_size", "blocks", "hidden", "layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.y_loss not in Y_LOSSES:
+            raise ValueError(f"y_loss must be one of {', '.join(Y_LOSSES)}, got {self.y_loss!r}")
+        if not 0.0 < self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in (0, 1), got {self.label_smoothing}")
+        if self.x_weight_sigma < 0:
+            raise ValueError(f"x_weight_sigma must be >= 0, got {self.x_weight_sigma}")
+        end = self.x_weight_sigma_end
+        if end is not None and not (self.x_weight_sigma > 0 and 0 < end <= self.x_weight_sigma):
+            raise ValueError(
+                f"x_weight_sigma_end must be in (0, x_weight_sigma] with x_weight_sigma > 0, got {end} "
+                f"(x_weight_sigma={self.x_weight_sigma})"
+            )
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 for the MMD terms, got {self.batch_size}")
 
@@ -163,6 +197,9 @@ class InverseINN(nn.Module):
         blocks, hidden, layers, clamp, activation: the coupling flow (see
             :class:`inference.posterior.coupling.CouplingFlow`).
         seed: seed of the fixed permutations.
+        labels: ``y`` is label-valued (probability vectors): the network's ``y`` slot holds
+            :func:`label_logits` instead of standardized ``y`` (the cross-entropy option of :class:`INNOptions`).
+        label_smoothing: smoothing ``eps`` of :func:`label_logits` (used only with ``labels``).
 
     Example:
         >>> import torch
@@ -188,8 +225,12 @@ class InverseINN(nn.Module):
         clamp: float = 2.0,
         activation: str = "relu",
         seed: int = 0,
+        labels: bool = False,
+        label_smoothing: float = 0.05,
     ) -> None:
         super().__init__()
+        if labels and not 0.0 < label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in (0, 1), got {label_smoothing}")
         if min(dim_x, dim_y) < 1 or dim_z < 0:
             raise ValueError(f"need dim_x >= 1, dim_y >= 1, dim_z >= 0, got {dim_x}, {dim_y}, {dim_z}")
         if dim_total < max(dim_x, dim_y + dim_z, 2):
@@ -208,6 +249,9 @@ class InverseINN(nn.Module):
             "activation": activation,
             "seed": seed,
         }
+        if labels:  # only written when used, so that configs of real-valued networks stay as they were
+            self._config.update(labels=True, label_smoothing=label_smoothing)
+        self.labels, self.label_smoothing = bool(labels), float(label_smoothing)
         self.dim_x, self.dim_y, self.dim_z, self.dim_total = dim_x, dim_y, dim_z, dim_total
         self.pad_x = dim_total - dim_x
         self.pad_yz = dim_total - dim_y - dim_z
@@ -224,18 +268,31 @@ class InverseINN(nn.Module):
         return dict(self._config)
 
     def set_standardization(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Set mean / std buffers from pilot samples x (n, D) and y (n, M); near-constant columns keep std 1."""
+        """Set mean / std buffers from pilot samples x (n, D) and y (n, M); near-constant columns keep std 1.
+
+        Label-valued ``y`` (``labels=True``) keeps mean 0 / std 1: it enters the network as :func:`label_logits`.
+        """
         with torch.no_grad():
             for name, v in (("x", x), ("y", y)):
+                if name == "y" and self.labels:
+                    continue
                 mean, std = v.mean(0), v.std(0)
                 const = std < 1e-6
                 getattr(self, f"{name}_mean").copy_(torch.where(const, torch.zeros_like(mean), mean))
                 getattr(self, f"{name}_std").copy_(torch.where(const, torch.ones_like(std), std))
 
     def standardize(self, x: torch.Tensor | None, y: torch.Tensor | None):
-        """Raw -> standard units for ``x`` (*, D) and ``y`` (*, M) (either may be ``None``)."""
+        """Raw -> network units for ``x`` (*, D) and ``y`` (*, M) (either may be ``None``).
+
+        ``x`` and real-valued ``y`` are standardized; label-valued ``y`` becomes :func:`label_logits`.
+        """
         xs = None if x is None else (x - self.x_mean) / self.x_std
-        ys = None if y is None else (y - self.y_mean) / self.y_std
+        if y is None:
+            ys = None
+        elif self.labels:
+            ys = label_logits(y, self.label_smoothing)
+        else:
+            ys = (y - self.y_mean) / self.y_std
         return xs, ys
 
     def split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -275,6 +332,55 @@ class InverseINN(nn.Module):
         return x.reshape(n, *batch, self.dim_x)
 
 
+def label_logits(y: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Centred log-probabilities ``u(y) = log y~ - mean_k log y~`` of smoothed labels ``y~ = (1 - eps) y + eps / M``.
+
+    The network units of label-valued observations (cross-entropy option): ``softmax(u(y)) = y~`` exactly and
+    ``mean_k u(y) = 0``, so ``u`` is a bijection from smoothed labels to centred logits.
+
+    Arguments:
+        y: probability vectors (e.g. one-hot labels), shape (*, M).
+        smoothing: ``eps`` in (0, 1).
+
+    Returns:
+        shape (*, M).
+
+    Example:
+        >>> u = label_logits(torch.tensor([0.0, 1.0]), 0.1)
+        >>> torch.softmax(u, -1)
+        tensor([0.0500, 0.9500])
+    """
+    p = (1.0 - smoothing) * y + smoothing / y.shape[-1]
+    log_p = torch.log(p)
+    return log_p - log_p.mean(-1, keepdim=True)
+
+
+def check_labels(y: torch.Tensor, name: str = "observation") -> None:
+    """Raise a one-line ``ValueError`` unless every row of ``y`` (*, M) is a probability vector (to 1e-4)."""
+    if (
+        not bool(torch.isfinite(y).all())
+        or bool((y < 0).any())
+        or not torch.allclose(y.sum(-1), torch.ones((), dtype=y.dtype, device=y.device), atol=1e-4, rtol=0)
+    ):
+        raise ValueError(
+            f"this inverse INN was trained with y_loss='cross_entropy': each {name} must be a probability vector "
+            "(entries >= 0 summing to 1, e.g. a one-hot label)"
+        )
+
+
+def x_weight_sigma_at(step: int, steps: int, options: INNOptions) -> float:
+    """The observation-distance width ``sigma`` of ``L_x`` at ``step``: constant, or geometric decay.
+
+    ``x_weight_sigma * (x_weight_sigma_end / x_weight_sigma) ** (step / steps)``: ``x_weight_sigma`` at step 0,
+    ``x_weight_sigma_end`` at ``step = steps``.
+    """
+    o = options
+    if o.x_weight_sigma_end is None or o.x_weight_sigma <= 0:
+        return o.x_weight_sigma
+    frac = min(max(step / max(steps, 1), 0.0), 1.0)
+    return o.x_weight_sigma * (o.x_weight_sigma_end / o.x_weight_sigma) ** frac
+
+
 def ramp(step: int, steps: int) -> float:
     """The L_x ramp of the reference notebook: ``min(1, 2 * 0.002 ** (1 - step / steps))``.
 
@@ -290,6 +396,7 @@ def inn_loss(
     options: INNOptions,
     *,
     x_factor: float = 1.0,
+    x_weight_sigma: float | None = None,
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """The bidirectional objective on one batch (see the module docstring).
@@ -297,9 +404,11 @@ def inn_loss(
     Arguments:
         model: the network.
         x: standardized parameters, shape (B, D).
-        y: standardized observations, shape (B, M).
+        y: observations in network units (:meth:`InverseINN.standardize`), shape (B, M).
         options: loss weights, noise levels and kernels.
         x_factor: extra factor on ``L_x`` (the ramp).
+        x_weight_sigma: width of the observation-distance weighting of ``L_x`` (``None``:
+            ``options.x_weight_sigma``; 0: unweighted); see :func:`x_weight_sigma_at`.
         generator: source of the latent and padding noise (on ``x``'s device).
 
     Returns:
@@ -315,7 +424,13 @@ def inn_loss(
 
     # forward pass: L_y, L_pad, L_z (gradient through the y output blocked)
     out_z, out_pad, out_y = model.split(model(x_in))
-    l_y = ((out_y - y_noisy) ** 2).sum(-1).mean()
+    if o.y_loss == "cross_entropy":
+        # KL(y~ || softmax(f_y)) = cross-entropy minus the target's entropy (0 at the optimum), plus the shift term
+        target = torch.softmax(y, -1)  # = the smoothed label y~, since y = label_logits(label)
+        kl = (target * (torch.log(target) - torch.log_softmax(out_y, -1))).sum(-1)
+        l_y = (kl + out_y.mean(-1) ** 2).mean()
+    else:
+        l_y = ((out_y - y_noisy) ** 2).sum(-1).mean()
     l_pad = ((out_pad - pad_target) ** 2).sum(-1).mean()
     l_z = mmd(torch.cat((out_z, out_y.detach()), -1), torch.cat((z_target, y_noisy), -1), o.kernel_z)
 
@@ -325,9 +440,10 @@ def inn_loss(
     if o.weight_x > 0:
         x_gen = model.inverse(torch.cat((z_target, pad_target, y_noisy), -1))
         weights = None
-        if o.x_weight_sigma > 0:
+        sigma = o.x_weight_sigma if x_weight_sigma is None else x_weight_sigma
+        if sigma > 0:
             d2 = ((y_noisy.unsqueeze(1) - y_noisy.unsqueeze(0)) ** 2).sum(-1)
-            weights = torch.exp(-0.5 * d2 / o.x_weight_sigma**2)
+            weights = torch.exp(-0.5 * d2 / sigma**2)
         l_x = mmd(x_in, x_gen, o.kernel_x, weights=weights)
 
     # reconstruction pass with the padding overwritten by fresh noise of the same amplitude (thesis sec. 4.1.2),
@@ -374,6 +490,8 @@ class INNPosterior:
         self.model, self.x_o = model, x_o
         self.batch_shape = x_o.shape[: x_o.ndim - k]
         self._y = x_o.reshape(*self.batch_shape, model.dim_y)
+        if model.labels:
+            check_labels(self._y)
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` draws per observation, shape (n, *batch, D), on ``x_o``'s device and dtype."""
@@ -511,8 +629,12 @@ def fit_inn(
         clamp=o.clamp,
         activation=o.activation,
         seed=seed() % 2**31,
+        labels=o.y_loss == "cross_entropy",
+        label_smoothing=o.label_smoothing,
     )
     model.flow.reset_parameters(generator)
+    if o.y_loss == "cross_entropy":
+        check_labels(_simulate(simulator, 100, generator)[1], "simulated observation")
     if o.standardize:
         model.set_standardization(*_simulate(simulator, _PILOT, generator))
     model.to(device=device, dtype=dtype)
@@ -535,16 +657,18 @@ def fit_inn(
 
     def loss_fn(batch: tuple[torch.Tensor, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         factor = ramp(step, o.steps) if o.x_ramp else 1.0
-        return inn_loss(model, *batch, o, x_factor=factor, generator=noise_gen)
+        sigma = x_weight_sigma_at(step, o.steps, o)
+        return inn_loss(model, *batch, o, x_factor=factor, x_weight_sigma=sigma, generator=noise_gen)
 
     val_loss = None
     if o.val_every and o.val_size >= 2:
         val = prepare(*_simulate(simulator, o.val_size, generator))
         val_seed = seed()
 
-        def val_loss() -> float:  # same noise every time, so that validations are comparable
+        def val_loss() -> float:  # same noise and weights every time (the final ones), so that validations compare
             g = torch.Generator(device=device).manual_seed(val_seed)
-            return float(inn_loss(model, *val, o, generator=g)["loss"])
+            sigma = x_weight_sigma_at(o.steps, o.steps, o)
+            return float(inn_loss(model, *val, o, x_weight_sigma=sigma, generator=g)["loss"])
 
     config = TrainConfig(
         steps=o.steps,
@@ -573,4 +697,16 @@ def fit_inn(
 
 register_method("inn", fit_inn, load_inn, INNOptions)
 
-__all__ = ["INNEstimator", "INNOptions", "INNPosterior", "InverseINN", "fit_inn", "inn_loss", "load_inn", "ramp"]
+__all__ = [
+    "INNEstimator",
+    "INNOptions",
+    "INNPosterior",
+    "InverseINN",
+    "check_labels",
+    "fit_inn",
+    "inn_loss",
+    "label_logits",
+    "load_inn",
+    "ramp",
+    "x_weight_sigma_at",
+]

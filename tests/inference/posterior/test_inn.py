@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 import inference
 import simulators
-from inference.posterior.inn import INNOptions, InverseINN, fit_inn, inn_loss, ramp
+from inference.posterior.inn import (
+    INNOptions,
+    InverseINN,
+    fit_inn,
+    inn_loss,
+    label_logits,
+    ramp,
+    x_weight_sigma_at,
+)
+from inference.posterior.mmd import mmd
 from simulators.arm import Arm
 from zoo.training import TrainingDiverged
 
@@ -202,3 +212,99 @@ def test_a_diverging_run_stops_with_a_clear_message_and_keeps_the_last_good_weig
 
     weights = load_file(str(tmp_path / "ckpt" / "checkpoint.safetensors"))
     assert weights and all(torch.isfinite(w).all() for w in weights.values())
+
+
+# -- cross-entropy option for label-valued y ---------------------------------------------------------------------
+
+
+def test_label_logits_are_centred_log_probabilities_of_the_smoothed_label():
+    y = torch.nn.functional.one_hot(torch.tensor([0, 3, 7]), 8).double()
+    u = label_logits(y, 0.05)
+    smoothed = 0.95 * y + 0.05 / 8
+    assert torch.allclose(torch.softmax(u, -1), smoothed, atol=1e-12, rtol=0)  # exact identity
+    assert torch.allclose(u.mean(-1), torch.zeros(3, dtype=torch.float64), atol=1e-12, rtol=0)
+
+
+def test_cross_entropy_term_is_the_kl_plus_the_shift_penalty_and_zero_at_the_optimum():
+    m = InverseINN(2, 8, 2, 16, blocks=2, hidden=16, labels=True, label_smoothing=0.05)
+    _randomize(m)
+    g = torch.Generator().manual_seed(11)
+    label = torch.nn.functional.one_hot(torch.randint(0, 8, (40,), generator=g), 8).float()
+    x, y = m.standardize(torch.randn(40, 2, generator=g), label)
+    o = INNOptions(y_loss="cross_entropy")
+    terms = inn_loss(m, x, y, o, generator=torch.Generator().manual_seed(12))
+    with torch.no_grad():
+        x_in = torch.cat((x, o.noise_pad * torch.randn(40, m.pad_x, generator=torch.Generator().manual_seed(12))), -1)
+        out_y = m.split(m(x_in))[2]
+    p = 0.95 * label + 0.05 / 8
+    kl = (p * (p.log() - torch.log_softmax(out_y, -1))).sum(-1)
+    expected = (kl + out_y.mean(-1) ** 2).mean()
+    assert torch.allclose(terms["y"], expected, rtol=1e-5)  # same formula, float32 rounding
+    # at f_y(x) = u(y) the KL and the shift penalty vanish: feed the target itself as the output
+    kl0 = (p * (p.log() - torch.log_softmax(y, -1))).sum(-1) + y.mean(-1) ** 2
+    assert kl0.abs().max() < 1e-5
+
+
+def test_cross_entropy_training_on_labels_fits_the_labels_and_checks_observations(tmp_path):
+    gm = simulators.get("gaussian-mixture", labels="some")
+    opts = INNOptions(steps=150, lr=3e-3, y_loss="cross_entropy", standardize=False, **TINY)
+    before = fit_inn(gm, options=replace(opts, steps=1), generator=torch.Generator().manual_seed(13), progress=False)
+    est = fit_inn(gm, options=opts, generator=torch.Generator().manual_seed(13), progress=False)
+    assert est.model.labels and est.model.config()["labels"] is True
+    g = torch.Generator().manual_seed(14)
+    theta = simulators.sample_prior(gm.prior, 500, generator=g)
+    x, y = est.model.standardize(theta, gm.simulate(theta, generator=g))
+    with torch.no_grad():
+        l0 = inn_loss(before.model, x, y, opts, generator=torch.Generator().manual_seed(15))["y"]
+        l1 = inn_loss(est.model, x, y, opts, generator=torch.Generator().manual_seed(15))["y"]
+    assert l1 < 0.5 * l0
+    # observations must be probability vectors; the check survives save / load
+    loaded = inference.load(est.save(tmp_path / "gm"))
+    assert loaded.model.labels
+    for model in (est, loaded):
+        with pytest.raises(ValueError, match="probability vector"):
+            model.posterior(torch.full((8,), 0.5))
+        assert model.posterior(torch.nn.functional.one_hot(torch.tensor(2), 8).float()).sample(5).shape == (5, 2)
+    with pytest.raises(ValueError, match="probability vector"):
+        fit_inn(Arm(), options=INNOptions(steps=1, y_loss="cross_entropy", **TINY), progress=False)
+    with pytest.raises(ValueError, match="y_loss"):
+        INNOptions(y_loss="hinge")
+
+
+# -- observation-distance weighting of L_x and its decay ---------------------------------------------------------
+
+
+def test_x_weight_sigma_decays_geometrically_from_start_to_end():
+    o = INNOptions(x_weight_sigma=0.5, x_weight_sigma_end=0.05)
+    assert x_weight_sigma_at(0, 100, o) == pytest.approx(0.5)
+    assert x_weight_sigma_at(50, 100, o) == pytest.approx((0.5 * 0.05) ** 0.5)  # geometric midpoint
+    assert x_weight_sigma_at(100, 100, o) == pytest.approx(0.05)
+    values = [x_weight_sigma_at(s, 100, o) for s in range(101)]
+    assert all(a > b for a, b in zip(values, values[1:]))
+    assert x_weight_sigma_at(70, 100, INNOptions(x_weight_sigma=0.5)) == 0.5  # no end: constant
+    for bad in ({"x_weight_sigma_end": 0.1}, {"x_weight_sigma": 0.5, "x_weight_sigma_end": 0.0}):
+        with pytest.raises(ValueError, match="x_weight_sigma_end"):
+            INNOptions(**bad)
+
+
+def test_weighted_x_loss_uses_the_scheduled_sigma():
+    m = InverseINN(4, 2, 2, 4, blocks=2, hidden=16)
+    _randomize(m)
+    g = torch.Generator().manual_seed(16)
+    x, y = torch.randn(60, 4, generator=g), torch.randn(60, 2, generator=g)
+    o = INNOptions(x_weight_sigma=1.0, x_weight_sigma_end=0.1)
+
+    def lx(sigma):
+        return inn_loss(m, x, y, o, x_weight_sigma=sigma, generator=torch.Generator().manual_seed(17))["x"]
+
+    # recompute the weighted MMD by hand with the same noise draws
+    gen = torch.Generator().manual_seed(17)
+    y_noisy = y + o.noise_y * torch.randn(y.shape, generator=gen)
+    z = torch.randn(60, 2, generator=gen)
+    with torch.no_grad():
+        x_gen = m.inverse(torch.cat((z, y_noisy), -1))
+    w = torch.exp(-0.5 * torch.cdist(y_noisy, y_noisy) ** 2 / 0.1**2)
+    assert torch.allclose(lx(0.1), mmd(x, x_gen, o.kernel_x, weights=w), rtol=1e-4, atol=1e-6)
+    assert torch.allclose(lx(None), lx(1.0))  # None: the option's start value
+    assert not torch.allclose(lx(0.1), lx(1.0))
+    fit_inn(Arm(), options=INNOptions(steps=3, x_weight_sigma=1.0, x_weight_sigma_end=0.1, **TINY), progress=False)

@@ -33,6 +33,7 @@ from inference.infer import infer as run_infer
 @click.option("--retrain", is_flag=True, help="Train the default shipped estimator afresh instead of loading it.")
 @click.option("--estimator", type=click.Path(path_type=Path), help="A saved estimator directory (zoo train) to use.")
 @click.option("--observation", "obs_file", type=click.Path(path_type=Path), help="CSV / NPY / JSON observations.")
+@click.option("--as-set", is_flag=True, help="Read all rows of a CSV --observation as one set (set-valued simulators).")
 @click.option("--theta", help="Simulate a synthetic observation from these parameters, e.g. 0,0.3,-0.2,0.4.")
 @click.option("--test-index", type=int, help="Use case K of the simulated test set (see --test-seed).")
 @click.option("--test-seed", type=int, default=0, show_default=True, help="Seed of the simulated test set.")
@@ -52,6 +53,7 @@ def infer(
     retrain,
     estimator,
     obs_file,
+    as_set,
     theta,
     test_index,
     test_seed,
@@ -75,6 +77,8 @@ def infer(
     ]
     if len(sources) != 1:
         raise click.UsageError("give exactly one of --observation FILE, --theta VALUES, --test-index K")
+    if as_set and obs_file is None:
+        raise click.UsageError("--as-set applies to a CSV --observation file")
     if estimator is None and name is None:
         raise click.UsageError("give --simulator NAME (or --estimator DIR)")
     result_path = out / "posterior.nc"
@@ -116,7 +120,7 @@ def infer(
             options = inference.make_options(method, parse_options(opts))
     truth = None
     if obs_file is not None:
-        x_o = read_observations(obs_file, sim)
+        x_o = read_observations(obs_file, sim, as_set=as_set)
     elif theta is not None:
         truth = parse_theta(theta, sim)
         x_o = sim.simulate(truth, generator=generator)

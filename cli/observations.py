@@ -17,27 +17,42 @@ import simulators
 from simulators import Simulator
 
 
-def read_observations(path: str | Path, simulator: Simulator) -> torch.Tensor:
+def read_observations(path: str | Path, simulator: Simulator, *, as_set: bool = False) -> torch.Tensor:
     """Read one or several observations from a file.
 
     Formats (by extension): ``.csv`` — one observation per row, comma-separated, an optional header line;
     ``.npy`` — an array of shape ``obs_shape`` (one) or ``(B, *obs_shape)`` (several); ``.json`` — a list of
     numbers (one), a list of lists (several), or an object with key ``"x"`` holding either.
 
+    Set-valued simulators (those with ``n_obs`` and ``element_shape``, e.g. ``arm`` with ``n_obs=1-50``) take sets
+    of any size K in their ``n_obs`` range: an ``.npy`` array ``(K, *element_shape)`` is one set and
+    ``(B, K, *element_shape)`` several; with ``as_set`` all rows of a ``.csv`` file (one element per row) form one
+    set.
+
     Arguments:
         path: the file.
         simulator: the simulator whose ``obs_shape`` the observations must have.
+        as_set: read all rows of a CSV file as the elements of one set (set-valued simulators only).
 
     Returns:
-        observations of shape ``(B, *obs_shape)``, float32.
+        observations of shape ``(B, *obs_shape)``, or ``(B, K, *element_shape)`` for sets; float32.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: unreadable file, unknown extension, wrong number of values, NaN or inf (one line).
+        ValueError: unreadable file, unknown extension, wrong number of values, a set size outside the simulator's
+            range, NaN or inf (one line).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"observation file {path} does not exist")
+    set_valued = hasattr(simulator, "element_shape") and hasattr(simulator, "n_obs")
+    if as_set and not set_valued:
+        raise ValueError(
+            f"--as-set needs a set-valued simulator, and {simulator.name} takes single observations; "
+            "build one with a set size, e.g. --sim-option n_obs=1-50 --sim-option noise_std=0.05 for the arm"
+        )
+    if set_valued:
+        return _read_sets(path, simulator, as_set=as_set)
     obs_shape = tuple(simulator.obs_shape)
     size = math.prod(obs_shape)
     expect = _expected(simulator)
@@ -74,6 +89,50 @@ def read_observations(path: str | Path, simulator: Simulator) -> torch.Tensor:
     else:
         raise ValueError(f"unknown observation file type {path.suffix!r} for {path}; use .csv, .npy or .json")
     arr = np.asarray(arr, dtype=np.float64).reshape(-1, *obs_shape)
+    _check_finite(arr, str(path))
+    return torch.as_tensor(arr, dtype=torch.float32)
+
+
+def _read_sets(path: Path, simulator: Simulator, *, as_set: bool) -> torch.Tensor:
+    """Sets of a set-valued simulator from ``path``: returns (B, K, *element_shape)."""
+    el = tuple(simulator.element_shape)
+    lo, hi = simulator.n_obs
+    size = math.prod(el)
+    expect = f"{size} values per set element (shape {el}) for simulator {simulator.name}"
+    ext = path.suffix.lower()
+    if ext == ".csv":
+        if not as_set:
+            raise ValueError(
+                f"{path}: {simulator.name} observes sets; pass --as-set to read all rows of the CSV as one set "
+                f"(one element of {size} values per row), or give an .npy array of shape (K, {_fmt(el)})"
+            )
+        arr = _rows_to_array(_read_csv(path), size, path, expect).reshape(1, -1, *el)
+    elif ext == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise ValueError(f"cannot read {path} as a NumPy .npy array ({_short(e)})") from e
+        if not np.issubdtype(arr.dtype, np.number):
+            raise ValueError(f"{path} holds {arr.dtype} data; expected numbers of shape (K, {_fmt(el)})")
+        if arr.ndim == len(el) + 1 and tuple(arr.shape[1:]) == el:
+            arr = arr[None]
+        elif arr.ndim != len(el) + 2 or tuple(arr.shape[2:]) != el:
+            raise ValueError(
+                f"{path} has shape {tuple(arr.shape)}; expected one set (K, {_fmt(el)}) or several "
+                f"(n, K, {_fmt(el)}) for simulator {simulator.name}"
+            )
+    else:
+        raise ValueError(
+            f"set observations of {simulator.name} are read from .npy (or .csv with --as-set), not {path.suffix!r}"
+        )
+    k = arr.shape[1]
+    if k == 0:
+        raise ValueError(f"{path} holds an empty set; expected between {lo} and {hi} elements of shape {el}")
+    if not lo <= k <= hi:
+        raise ValueError(
+            f"{path} holds sets of {k} elements; simulator {simulator.name} (and its estimators) take {lo} to {hi}"
+        )
+    arr = np.asarray(arr, dtype=np.float64)
     _check_finite(arr, str(path))
     return torch.as_tensor(arr, dtype=torch.float32)
 

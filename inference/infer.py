@@ -35,7 +35,8 @@ def infer(
 
     Arguments:
         estimator: a fitted or loaded estimator.
-        x_o: one observation ``obs_shape`` or several ``(B, *obs_shape)``.
+        x_o: one observation ``obs_shape`` or several ``(B, *obs_shape)``; for a set-valued simulator, sets
+            ``(K, *element_shape)`` or ``(B, K, *element_shape)`` of any size K in its ``n_obs`` range.
         n_samples: posterior draws per observation (all chains together).
         generator: source of randomness.
         seed: the generator's seed, recorded in the result.
@@ -52,8 +53,9 @@ def infer(
             the wrong shape or non-finite draws.
     """
     sim = estimator.simulator
-    obs_shape = tuple(sim.obs_shape)
-    x_o = check_observation(torch.as_tensor(x_o), obs_shape)
+    x_o = torch.as_tensor(x_o)
+    obs_shape = _observation_shape(sim, x_o)
+    x_o = check_observation(x_o, obs_shape)
     x = x_o.reshape(-1, *obs_shape)
     n_obs, dim = x.shape[0], len(sim.param_names)
     if not isinstance(n_samples, int) or n_samples < 1:
@@ -100,12 +102,16 @@ def infer(
     predictive = None
     k = min(n_predictive, draws.shape[1])
     if k:
-        predictive = sim.simulate(draws[:, :k], generator=generator)
+        set_size = {"n_obs": obs_shape[0]} if _set_valued(sim) else {}
+        predictive = sim.simulate(draws[:, :k], generator=generator, **set_size)
         stat_arrays.setdefault(
             "resimulation_error",
             np.full((chains, draws.shape[1], n_obs), np.nan),
         )
-        err = (predictive - x).reshape(chains, k, n_obs, -1).norm(dim=-1)
+        if set_size:  # i.i.d. set elements: compare the element means of the re-simulated and the observed sets
+            err = (predictive.mean(-2) - x.mean(-2)).reshape(chains, k, n_obs, -1).norm(dim=-1)
+        else:
+            err = (predictive - x).reshape(chains, k, n_obs, -1).norm(dim=-1)
         stat_arrays["resimulation_error"][:, :k] = err.detach().cpu().numpy()
 
     return PosteriorSamples(
@@ -125,6 +131,24 @@ def infer(
         predictive=predictive,
         sample_stats=stat_arrays,
     )
+
+
+def _set_valued(sim) -> bool:
+    return hasattr(sim, "n_obs") and hasattr(sim, "element_shape")
+
+
+def _observation_shape(sim, x_o: torch.Tensor) -> tuple[int, ...]:
+    """``sim.obs_shape``; for a set-valued simulator ``(K, *element_shape)`` with the set size K of ``x_o``."""
+    if not _set_valued(sim):
+        return tuple(sim.obs_shape)
+    el = tuple(sim.element_shape)
+    lo, hi = sim.n_obs
+    if x_o.ndim < len(el) + 1 or tuple(x_o.shape[x_o.ndim - len(el) :]) != el:
+        raise ValueError(f"x_o must be a set of shape (*, K, {', '.join(map(str, el))}), got {tuple(x_o.shape)}")
+    k = x_o.shape[x_o.ndim - len(el) - 1]
+    if not lo <= k <= hi:
+        raise ValueError(f"x_o holds sets of {k} elements; simulator {sim.name} takes {lo} to {hi}")
+    return (k, *el)
 
 
 def _options_dict(options) -> dict:

@@ -29,6 +29,13 @@ pad block wherever the nominal width exceeds ``M + K``. The objective (thesis se
   ``L_rec = E ||g(f(x) + noise) - x||^2`` (a backward pass with pad / z / y outputs perturbed by noise) forces the
   padding to carry no information.
 
+Optional, not in the thesis (``weight_resim``): ``L_resim = E ||s(x~) - f_y(x~)||^2`` with ``x~ = g(y, z)`` the
+backward draws of the batch, detached, and ``s`` the simulator: the forward fit of ``L_y`` extended to where the
+posterior draws actually land (prior samples rarely reach the low-prior corners a few draws fall into, and there an
+unfitted ``f_y`` sends ``g(y*, z)`` off the fiber ``s(x) = y*``). It vanishes at the same optimum (``f_y = s``), so
+it does not change what is learned, only where the forward fit is accurate; it costs one simulation and one forward
+pass per draw, so it needs a cheap simulator (fresh simulations, no fixed table).
+
 Proposition 1 (thesis): when ``L_y = L_z = 0``, ``g(y*, z)`` with ``z ~ N(0, I)`` samples exactly ``p(x | y*)``.
 Forward and backward terms are summed and differentiated together, which is the same as running the forward and
 backward passes one after the other and accumulating their gradients before one update. MMDs use the multi-scale
@@ -43,6 +50,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +107,9 @@ class INNOptions:
         weight_x: weight of ``L_x`` (0 disables it: the "only L_y, L_z" ablation).
         weight_rec: weight of the reconstruction loss.
         weight_pad: weight of the output-padding loss.
+        weight_resim: weight of ``L_resim``, the forward fit on re-simulated posterior draws (0: off, the reference
+            configuration). A zoo addition, not in the thesis: see the module docstring. Needs fresh simulations
+            (no fixed table) and a simulator defined wherever draws may land.
         noise_y: noise added to ``y`` (standard units) in training.
         noise_z: noise on ``z`` in the reconstruction pass.
         noise_pad: amplitude of the noise that fills padding in training.
@@ -142,6 +153,7 @@ class INNOptions:
     weight_x: float = 500.0
     weight_rec: float = 1.0
     weight_pad: float = 1.0
+    weight_resim: float = 0.0
     noise_y: float = 0.05
     noise_z: float = 0.02
     noise_pad: float = 0.01
@@ -397,6 +409,7 @@ def inn_loss(
     *,
     x_factor: float = 1.0,
     x_weight_sigma: float | None = None,
+    resimulate: Callable[[torch.Tensor], torch.Tensor] | None = None,
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """The bidirectional objective on one batch (see the module docstring).
@@ -409,10 +422,12 @@ def inn_loss(
         x_factor: extra factor on ``L_x`` (the ramp).
         x_weight_sigma: width of the observation-distance weighting of ``L_x`` (``None``:
             ``options.x_weight_sigma``; 0: unweighted); see :func:`x_weight_sigma_at`.
+        resimulate: the simulator in network units, standardized parameters (B, D) -> network-unit observations
+            (B, M); needed for ``L_resim`` (``options.weight_resim > 0``), which is 0 without it.
         generator: source of the latent and padding noise (on ``x``'s device).
 
     Returns:
-        ``{"loss", "y", "z", "x", "rec", "pad"}``; ``"loss"`` is the weighted sum, the others unweighted.
+        ``{"loss", "y", "z", "x", "rec", "pad", "resim"}``; ``"loss"`` is the weighted sum, the others unweighted.
     """
     b = x.shape[0]
     kw = {"generator": generator, "device": x.device, "dtype": x.dtype}
@@ -437,8 +452,10 @@ def inn_loss(
     # backward pass: L_x between g(y, z ~ N) and the (padded) prior samples
     zero = x.new_zeros(())
     l_x = zero
-    if o.weight_x > 0:
+    x_gen = None
+    if o.weight_x > 0 or (o.weight_resim > 0 and resimulate is not None):
         x_gen = model.inverse(torch.cat((z_target, pad_target, y_noisy), -1))
+    if o.weight_x > 0:
         weights = None
         sigma = o.x_weight_sigma if x_weight_sigma is None else x_weight_sigma
         if sigma > 0:
@@ -463,6 +480,23 @@ def inn_loss(
 
     loss = o.weight_y * l_y + o.weight_pad * l_pad + o.weight_z * l_z + o.weight_x * x_factor * l_x
     loss = loss + o.weight_rec * l_rec
+
+    # forward fit on the re-simulated backward draws (optional, see the module docstring)
+    l_resim = zero
+    if o.weight_resim > 0 and resimulate is not None:
+        x_draw = x_gen.detach()[:, : model.dim_x]
+        with torch.no_grad():
+            y_draw = resimulate(x_draw)
+        ok = torch.isfinite(y_draw).all(-1)  # a draw outside the simulator's domain is left out
+        draw_in = torch.cat((x_draw, o.noise_pad * torch.randn(b, model.pad_x, **kw)), -1)
+        out_y_draw = model.split(model(draw_in[ok]))[2]
+        if o.y_loss == "cross_entropy":
+            target = torch.softmax(y_draw[ok], -1)
+            kl = (target * (torch.log(target) - torch.log_softmax(out_y_draw, -1))).sum(-1)
+            l_resim = (kl + out_y_draw.mean(-1) ** 2).sum() / b
+        else:
+            l_resim = ((out_y_draw - y_draw[ok]) ** 2).sum() / b
+        loss = loss + o.weight_resim * l_resim
     return {
         "loss": loss,
         "y": l_y.detach(),
@@ -470,6 +504,7 @@ def inn_loss(
         "x": l_x.detach(),
         "rec": l_rec.detach(),
         "pad": l_pad.detach(),
+        "resim": l_resim.detach(),
     }
 
 
@@ -647,6 +682,11 @@ def fit_inn(
     if budget is not None and budget < o.steps * o.batch_size:
         if budget < o.batch_size:
             raise ValueError(f"budget ({budget}) must be at least one batch (batch_size={o.batch_size})")
+        if o.weight_resim > 0:
+            raise ValueError(
+                f"weight_resim > 0 simulates every posterior draw in training, beyond a fixed table of {budget} "
+                "simulations; set weight_resim=0 or train on fresh simulations (no budget)"
+            )
         table = prepare(*_simulate(simulator, budget, generator))
 
     def batches(step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -655,10 +695,16 @@ def fit_inn(
         idx = torch.randint(0, table[0].shape[0], (o.batch_size,), generator=generator).to(device)
         return table[0][idx], table[1][idx]
 
+    def resimulate(xs: torch.Tensor) -> torch.Tensor:
+        theta = xs * model.x_std + model.x_mean
+        x = simulator.simulate(theta.to(dtype=torch.float32).cpu(), generator=generator).reshape(len(xs), -1)
+        return model.standardize(None, x.to(device, dtype))[1]
+
     def loss_fn(batch: tuple[torch.Tensor, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         factor = ramp(step, o.steps) if o.x_ramp else 1.0
         sigma = x_weight_sigma_at(step, o.steps, o)
-        return inn_loss(model, *batch, o, x_factor=factor, x_weight_sigma=sigma, generator=noise_gen)
+        resim = resimulate if o.weight_resim > 0 else None
+        return inn_loss(model, *batch, o, x_factor=factor, x_weight_sigma=sigma, resimulate=resim, generator=noise_gen)
 
     val_loss = None
     if o.val_every and o.val_size >= 2:

@@ -92,7 +92,8 @@ def test_loss_terms_padding_and_reconstruction():
     x = torch.randn(50, 2, generator=g)
     y = torch.nn.functional.one_hot(torch.randint(0, 8, (50,), generator=g), 8).float()
     terms = inn_loss(m, x, y, INNOptions(), x_factor=0.5, generator=g)
-    assert set(terms) == {"loss", "y", "z", "x", "rec", "pad"}
+    assert set(terms) == {"loss", "y", "z", "x", "rec", "pad", "resim"}
+    assert terms["resim"] == 0  # off by default
     assert all(torch.isfinite(v) and v >= 0 for v in terms.values())
     o = INNOptions()
     weighted = o.weight_y * terms["y"] + o.weight_pad * terms["pad"] + o.weight_z * terms["z"]
@@ -308,3 +309,44 @@ def test_weighted_x_loss_uses_the_scheduled_sigma():
     assert torch.allclose(lx(None), lx(1.0))  # None: the option's start value
     assert not torch.allclose(lx(0.1), lx(1.0))
     fit_inn(Arm(), options=INNOptions(steps=3, x_weight_sigma=1.0, x_weight_sigma_end=0.1, **TINY), progress=False)
+
+
+# -- forward fit on re-simulated draws ----------------------------------------------------------------------------
+
+
+def test_resimulation_term_is_the_forward_fit_on_the_backward_draws():
+    arm = Arm()
+    m = InverseINN(4, 2, 2, 4, blocks=2, hidden=16)
+    _randomize(m, std=0.1)
+    g = torch.Generator().manual_seed(18)
+    theta = simulators.sample_prior(arm.prior, 80, generator=g)
+    m.set_standardization(theta, arm.simulate(theta))
+    x, y = m.standardize(theta, arm.simulate(theta))
+
+    def resimulate(xs):
+        return m.standardize(None, arm.simulate(xs * m.x_std + m.x_mean))[1]
+
+    o = INNOptions(weight_resim=2.0)
+    terms = inn_loss(m, x, y, o, resimulate=resimulate, generator=torch.Generator().manual_seed(19))
+    # the same draws by hand: the generator order of inn_loss is y noise, z, (no pad), then the backward pass
+    gen = torch.Generator().manual_seed(19)
+    y_noisy = y + o.noise_y * torch.randn(y.shape, generator=gen)
+    z = torch.randn(80, 2, generator=gen)
+    with torch.no_grad():
+        x_draw = m.inverse(torch.cat((z, y_noisy), -1))
+        expected = ((m(x_draw)[:, 2:] - resimulate(x_draw)) ** 2).sum(-1).mean()
+    assert torch.allclose(terms["resim"], expected, rtol=1e-4)
+    without = inn_loss(
+        m, x, y, replace(o, weight_resim=0.0), resimulate=resimulate, generator=torch.Generator().manual_seed(19)
+    )
+    assert torch.allclose(terms["loss"] - without["loss"], 2.0 * expected, rtol=1e-4, atol=1e-5)
+    # when the simulator is the network's own forward model f_y the term vanishes (its optimum is f_y = s)
+    exact = inn_loss(m, x, y, o, resimulate=lambda xs: m(xs)[:, 2:], generator=torch.Generator().manual_seed(19))
+    assert exact["resim"] < 1e-10
+
+
+def test_resimulation_needs_fresh_simulations():
+    with pytest.raises(ValueError, match="weight_resim"):
+        fit_inn(Arm(), budget=300, options=INNOptions(steps=20, weight_resim=1.0, **TINY), progress=False)
+    est = fit_inn(Arm(), options=INNOptions(steps=3, weight_resim=1.0, **TINY), progress=False)
+    assert est.history["train"][-1]["resim"] > 0

@@ -2,7 +2,8 @@
 
 Writes ``DIR/fibers.nc`` (:class:`inference.results.FiberSamples`) and ``DIR/fibers.png`` (original, nearest
 neighbour, augmented copy, fiber samples ordered by fiber loss, the loss under each), and prints the mean fiber
-loss against the nearest-neighbour and augmentation baselines.
+loss against the nearest-neighbour and augmentation baselines. ``--refine`` adds the appendix-A refinement: gradient
+descent on the fiber loss in the latent space of a PCA autoencoder fitted to the reference set (never raw pixels).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import torch
 
 import zoo
 from inference.fibers.metrics import augment, features, nearest_neighbour, subject_fiber_loss
-from inference.fibers.model import FiberModelOptions, fit_fiber_model
+from inference.fibers.model import FiberModelOptions, PCAAutoencoder, fit_fiber_model
 from inference.fibers.ndtm import NDTMOptions, check_compatible, check_subject, ndtm_fibers
+from inference.fibers.refine import latent_refine
 from inference.plots import fiber_grid, save_figures
 from inference.results import FiberSamples
 
@@ -90,6 +92,15 @@ def read_input(spec: str, reference: torch.Tensor) -> tuple[torch.Tensor, str]:
     return x, str(path)
 
 
+def data_range(*models) -> tuple[float, float] | None:
+    """The input range (lo, hi) recorded by the first of the models that records one (``None``: none does)."""
+    for m in models:
+        r = None if m is None else m.meta.get("input", {}).get("range")
+        if r is not None:
+            return float(r[0]), float(r[1])
+    return None
+
+
 @click.command("fiber")
 @click.option("--subject", "subject_name", required=True, help="Subject: built-in name, directory or TorchScript.")
 @click.option("--layer", default=None, help="Use this layer's activation as the features h.")
@@ -111,6 +122,17 @@ def read_input(spec: str, reference: torch.Tensor) -> tuple[torch.Tensor, str]:
 @click.option("--fiber-weight", type=float, default=1.0, show_default=True, help="lambda (conditional).")
 @click.option("--fm-steps", type=int, default=1000, show_default=True, help="Training steps (conditional).")
 @click.option("--static-target", is_flag=True, help="Guide to phi(x) instead of the re-noised target.")
+@click.option(
+    "--renoise-until",
+    type=float,
+    default=NDTMOptions.renoise_until,
+    show_default=True,
+    help="t/T below which the static phi(x) replaces the re-noised target (0: re-noised at every step).",
+)
+@click.option("--refine", is_flag=True, help="Refine the samples in a PCA latent of the reference set (app. A).")
+@click.option("--refine-steps", type=int, default=100, show_default=True, help="Refinement gradient steps.")
+@click.option("--refine-lr", type=float, default=0.05, show_default=True, help="Refinement step size (Adam).")
+@click.option("--refine-dim", type=int, default=96, show_default=True, help="PCA latent size of the refinement.")
 @click.option("--reference", default="color-mnist", show_default=True, help="'color-mnist' or a .npy (M,C,H,W).")
 @click.option("--reference-size", type=int, default=1000, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -133,6 +155,11 @@ def fiber(
     fiber_weight: float,
     fm_steps: int,
     static_target: bool,
+    renoise_until: float,
+    refine: bool,
+    refine_steps: int,
+    refine_lr: float,
+    refine_dim: int,
     reference: str,
     reference_size: int,
     batch_size: int,
@@ -150,8 +177,15 @@ def fiber(
     if n < 1:
         raise ValueError(f"-n must be >= 1, got {n}")
     options = NDTMOptions(
-        num_steps=steps, inner_steps=inner_steps, gamma=gamma, schedule=schedule, renoise_target=not static_target
+        num_steps=steps,
+        inner_steps=inner_steps,
+        gamma=gamma,
+        schedule=schedule,
+        renoise_target=not static_target,
+        renoise_until=renoise_until,
     )
+    if refine and refine_steps < 1:
+        raise ValueError(f"--refine-steps must be >= 1, got {refine_steps}")
     subject = zoo.load(subject_name, role="subject", device=device, output=output, layer=layer)
     if method == "ndtm" and prior_name is None:
         raise ValueError("--method ndtm needs --prior NAME_OR_PATH (a diffusion or flow-matching prior)")
@@ -165,6 +199,11 @@ def fiber(
         check_compatible(prior, subject, x)  # every bad-input error before any sampling
     else:
         check_subject(subject, x)
+    autoencoder = None
+    if refine:
+        if not 1 <= refine_dim <= min(len(ref), x[0].numel()):
+            raise ValueError(f"--refine-dim must be in [1, {min(len(ref), x[0].numel())}] for this reference set")
+        autoencoder = PCAAutoencoder(ref, refine_dim)
 
     g = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
@@ -181,6 +220,24 @@ def fiber(
             samples = model.sample(n, subject(x), generator=g)
         loss = subject_fiber_loss(subject, samples, x)
         method_options = dict(fo.__dict__)
+    unrefined = None
+    if autoencoder is not None:
+        clip = data_range(subject, prior)
+        with torch.no_grad():
+            h = subject(x)
+        refined, losses = latent_refine(
+            samples.reshape(n * len(x), *x.shape[1:]),
+            subject,
+            h.repeat(n, *([1] * (h.ndim - 1))),
+            autoencoder=autoencoder,
+            steps=refine_steps,
+            lr=refine_lr,
+            clip=clip,
+        )
+        unrefined = float(loss.mean())
+        samples, loss = refined.reshape(samples.shape), losses[-1].reshape(loss.shape)
+        method_options["refine"] = {"steps": refine_steps, "lr": refine_lr, "latent_dim": refine_dim, "clip": clip}
+        method_options["fiber_loss_before_refine"] = unrefined
     wall = time.perf_counter() - t0
     nn = nearest_neighbour(subject, x, ref, h_reference=features(subject, ref))
     aug = augment(x, 8, generator=torch.Generator().manual_seed(seed + 2))
@@ -206,6 +263,8 @@ def fiber(
     mean, nn_loss = float(loss.mean()), float(nn.loss.mean())
     ratio = nn_loss / mean if mean > 0 else math.inf
     click.echo(f"wrote {files[0]} and {files[1]} ({n} samples in {wall:.1f} s)")
+    if unrefined is not None:
+        click.echo(f"refinement ({refine_steps} steps, {refine_dim}-d PCA latent): mean {unrefined:.4g} -> {mean:.4g}")
     click.echo(
         f"fiber loss: mean {mean:.4g}, median {float(loss.median()):.4g}; nearest neighbour {nn_loss:.4g} "
         f"({ratio:.1f}x the mean); augmented {float(aug_loss.mean()):.4g}"

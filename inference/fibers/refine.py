@@ -6,7 +6,9 @@ adversarial, single-pixel changes):
 
     z_0 = E(x~);   z_{i+1} = z_i - eta grad_z ||h - phi(D(z_i))||^2   (i < N);   x^ = D(z_N)
 
-``space="pixel"`` descends on x~ directly, for the comparison of the paper's figure 12.
+``space="pixel"`` descends on x~ directly, for the comparison of the paper's figure 12. ``clip`` keeps the refined
+samples valid inputs: D(z) is clipped to the data range inside the objective and in the result, so the returned
+fiber losses are those of the returned images.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def latent_refine(
     steps: int = 100,
     lr: float = 1e-2,
     space: str = "latent",
+    clip: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Refine fiber samples by gradient descent on the fiber loss (algorithm 1).
 
@@ -46,6 +49,7 @@ def latent_refine(
         steps: gradient steps N (the paper: ~100).
         lr: the step size eta (Adam, per coordinate).
         space: ``"latent"`` (default) or ``"pixel"``.
+        clip: the data range (lo, hi) that D(z) is clipped to (``None``: no clipping).
 
     Returns:
         the refined samples (B, *shape) and the fiber loss before every step and after the last, (steps + 1, B).
@@ -54,7 +58,11 @@ def latent_refine(
         raise ValueError(f"space must be 'latent' or 'pixel', got {space!r}")
     if space == "latent" and autoencoder is None:
         raise ValueError("latent refinement needs an autoencoder (encode / decode); pass autoencoder=...")
-    decode = autoencoder.decode if space == "latent" else (lambda v: v)
+    raw = autoencoder.decode if space == "latent" else (lambda v: v)
+
+    def decode(v: torch.Tensor) -> torch.Tensor:
+        return raw(v) if clip is None else raw(v).clamp(*clip)
+
     with torch.no_grad():
         z = autoencoder.encode(x_tilde) if space == "latent" else x_tilde.clone()  # z_0 = E(x~)
     z.requires_grad_(True)

@@ -94,6 +94,20 @@ def test_deterministic_under_a_generator_and_static_target_differs():
     assert not torch.equal(a.samples, c.samples)
 
 
+def test_renoise_until_switches_to_the_static_target():
+    # Exact identities: with renoise_until = 1 no step uses the re-noised target (t/T < 1 always), so the run equals
+    # the static-target run draw for draw; with renoise_until = 0 every step re-noises, which changes the samples.
+    prior, phi, x = _prior("ddpm"), _subject(), _x(2)
+    base = {"num_steps": 4, "gamma": 20.0}
+    never = ndtm_sample(prior, phi, x=x, options=NDTMOptions(**base, renoise_until=1.0), generator=_g())
+    static = ndtm_sample(prior, phi, x=x, options=NDTMOptions(**base, renoise_target=False), generator=_g())
+    torch.testing.assert_close(never.samples, static.samples, rtol=0, atol=0)
+    always = ndtm_sample(prior, phi, x=x, options=NDTMOptions(**base, renoise_until=0.0), generator=_g())
+    assert not torch.equal(always.samples, static.samples)
+    with pytest.raises(ValueError, match="renoise_until"):
+        NDTMOptions(renoise_until=1.5)
+
+
 def test_schedule_emphasizes_the_mid_range():
     o = NDTMOptions(gamma=2.0, schedule="mid+end", outside=0.5, end=3.0, end_from=0.1)
     assert o.gamma_t(0.55) == 2.0 and o.gamma_t(0.9) == 1.0 and o.gamma_t(0.2) == 1.0

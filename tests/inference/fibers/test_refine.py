@@ -44,3 +44,17 @@ def test_refinement_lowers_the_fiber_loss_in_latent_and_pixel_space():
         assert bool((losses[-1] < 0.1 * losses[0]).all()), losses[[0, -1]]
     with pytest.raises(ValueError, match="autoencoder"):
         latent_refine(x_tilde, phi, h)
+
+
+def test_clipped_refinement_returns_valid_inputs_with_their_own_losses():
+    g = torch.Generator().manual_seed(2)
+    x, x_tilde = torch.rand(5, 1, 4, 4, generator=g), torch.rand(5, 1, 4, 4, generator=g)
+    phi, ae = _subject(), _LinearAE(16)
+    h = phi(x).detach()
+    out, losses = latent_refine(x_tilde, phi, h, autoencoder=ae, steps=50, lr=0.2, clip=(0.0, 1.0))
+    # lr 0.2 overshoots the unit range without the clip; with it every pixel stays inside (exact bound)
+    free, _ = latent_refine(x_tilde, phi, h, autoencoder=ae, steps=50, lr=0.2)
+    assert float(free.min()) < 0.0 or float(free.max()) > 1.0
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    # the last reported loss is the subject's loss on the returned images (same computation, float32)
+    torch.testing.assert_close(losses[-1], (phi(out) - h).pow(2).sum(-1), rtol=1e-5, atol=1e-6)

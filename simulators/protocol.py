@@ -76,3 +76,31 @@ def _check_finite(t: torch.Tensor, name: str) -> None:
 
 def _fmt(shape: tuple[int, ...]) -> str:
     return ", ".join(str(s) for s in shape)
+
+
+def parse_set_size(n_obs: int | tuple[int, int] | list[int] | str) -> tuple[int, int]:
+    """Turn a set size ``K``, a range ``(lo, hi)`` or a string ``"K"`` / ``"lo-hi"`` / ``"lo:hi"`` into ``(lo, hi)``.
+
+    Raises:
+        ValueError: for anything else, or unless ``1 <= lo <= hi``.
+    """
+    value = n_obs
+    if isinstance(value, str):
+        parts = value.replace(":", "-").split("-")
+        try:
+            value = tuple(int(p) for p in parts)
+        except ValueError:
+            value = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if isinstance(value, list | tuple) and len(value) == 1:
+        value = (value[0], value[0])
+    ok = (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        and 1 <= value[0] <= value[1]
+    )
+    if not ok:
+        raise ValueError(f"n_obs must be a set size K >= 1 or a range lo-hi with 1 <= lo <= hi, got {n_obs!r}")
+    return int(value[0]), int(value[1])

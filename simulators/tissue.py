@@ -32,7 +32,7 @@ import torch
 from torch.distributions import Distribution, constraints
 
 from simulators import mcml, optics
-from simulators.protocol import check_theta
+from simulators.protocol import check_theta, parse_set_size
 
 N_LAYERS = (1.36, 1.36, 1.38)  # refractive indices of the three layers
 N_AMBIENT = 1.0
@@ -146,6 +146,13 @@ class Tissue:
         table: path of another simulation table (raw band reflectance, ``snr=None, normalize=False``) to use
             instead of the shipped one.
         max_packets: photon packets simulated at once (bounds memory; tissues are processed in groups).
+        n_obs: ``None`` (default: one spectrum per tissue, shape (*, 8)); an int K (a set of K spectra of the same
+            tissue with independent camera noise, shape (*, K, 8)); or a range ``(lo, hi)`` / ``"lo-hi"`` of set
+            sizes, so one amortized estimator serves any K in it. Needs camera noise (``snr``).
+
+    Attributes:
+        n_obs: present only for set-valued observations: the ``(lo, hi)`` range of set sizes.
+        element_shape: present only for set-valued observations: the shape of one set element, ``(8,)``.
 
     Example:
         >>> import torch, simulators
@@ -173,6 +180,7 @@ class Tissue:
         split: str = "train",
         table: str | None = None,
         max_packets: int = 2_000_000,
+        n_obs: int | tuple[int, int] | str | None = None,
     ) -> None:
         if not isinstance(photons, int) or photons < 2:
             raise ValueError(f"photons must be an integer >= 2, got {photons!r}")
@@ -196,6 +204,14 @@ class Tissue:
         self.band_weights = full[:, used]  # (8, 41), rows sum to 1
         self.model_prior = TissuePrior()
         self.prior: Distribution = self.model_prior
+        if n_obs is not None:
+            lo, hi = parse_set_size(n_obs)
+            if self.snr is None:
+                raise ValueError("n_obs needs camera noise (snr): without noise the K spectra of a set are identical")
+            self.n_obs = (lo, hi)
+            self.element_shape = (8,)
+            self.obs_shape = (hi, 8)
+            self.options["n_obs"] = lo if lo == hi else [lo, hi]
         if source == "table":
             self.options.update(split=split, table=table)
             self._load_table(split, table)
@@ -289,10 +305,28 @@ class Tissue:
             x = x / x.sum(-1, keepdim=True)
         return x
 
-    def simulate(self, theta: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Observations for parameters theta: (*, 13) -> (*, 8)."""
+    def simulate(
+        self, theta: torch.Tensor, *, generator: torch.Generator | None = None, n_obs: int | None = None
+    ) -> torch.Tensor:
+        """Observations for parameters theta: (*, 13) -> (*, 8), or sets of K spectra, (*, K, 8).
+
+        Arguments:
+            theta: parameters, shape (*, 13).
+            generator: source of the Monte Carlo and camera noise.
+            n_obs: set size K of this call (set-valued simulators only; default: the top of the ``n_obs`` range).
+                The K spectra share one reflectance (one tissue) and have independent camera noise.
+        """
         theta = check_theta(theta, 13)
         r = self.lookup(theta) if self.source == "table" else self.reflectance(theta, generator=generator)
+        if hasattr(self, "n_obs"):
+            k = self.n_obs[1] if n_obs is None else n_obs
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                raise ValueError(f"n_obs must be a positive integer set size, got {k!r}")
+            r = r.unsqueeze(-2).expand(*r.shape[:-1], k, r.shape[-1])
+        elif n_obs is not None:
+            raise ValueError(
+                "n_obs is only accepted by a set-valued tissue; build it with simulators.get('tissue', n_obs=K)"
+            )
         return self.observe(r, generator=generator)
 
     # -- shipped table ----------------------------------------------------------------------------------------

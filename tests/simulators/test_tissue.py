@@ -210,3 +210,28 @@ def test_shipped_tables():
     sim = simulators.get("tissue", split="test")
     x = sim.simulate(simulators.sample_prior(sim.prior, 10, generator=torch.Generator().manual_seed(0)))
     assert x.shape == (10, 8)
+
+
+def test_set_valued_tissue_shares_one_reflectance_with_independent_noise():
+    sim = simulators.get("tissue", n_obs="1-2000", normalize=False)
+    g = torch.Generator().manual_seed(0)
+    theta = simulators.sample_prior(sim.prior, 3, generator=g)
+    assert sim.obs_shape == (2000, 8) and sim.element_shape == (8,) and sim.options["n_obs"] == [1, 2000]
+    assert sim.simulate(theta, n_obs=7, generator=g).shape == (3, 7, 8)
+    x = sim.simulate(theta, generator=g)  # default: the top of the range
+    r = sim.lookup(theta)
+    assert x.shape == (3, 2000, 8)
+    assert (x[:, 0] != x[:, 1]).all()  # independent camera noise per element
+    # the element mean estimates the shared reflectance: x = r (1 + e / SNR), SE of the mean = r / SNR / sqrt(K)
+    se = r / sim.snr / 2000**0.5
+    assert ((x.mean(-2) - r).abs() < 4 * se).all()
+
+
+def test_set_valued_tissue_rejects_bad_set_options():
+    with pytest.raises(ValueError, match="needs camera noise"):
+        simulators.get("tissue", n_obs=5, snr=None)
+    with pytest.raises(ValueError, match="n_obs must be"):
+        simulators.get("tissue", n_obs="0-3")
+    theta = simulators.sample_prior(simulators.get("tissue").prior, 1, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="only accepted by a set-valued tissue"):
+        simulators.get("tissue").simulate(theta, n_obs=3)

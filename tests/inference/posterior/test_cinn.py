@@ -282,3 +282,17 @@ def test_shipped_gaussian_mixture_estimator_c2st_per_label():
         q = est.posterior(x).sample(2000, generator=g)
         ref = gm.reference_posterior(x, 2000, generator=g)
         assert diagnostics.c2st(q.numpy(), ref.numpy()) <= 0.6, label
+
+
+def test_tissue_sets_train_a_deepset_cinn():
+    """Tissue with K spectra of the same tissue: the cINN gets a DeepSet summary and takes any K in range."""
+    from inference.posterior.summary import DeepSet
+
+    sim = simulators.get("tissue", n_obs="1-4")
+    opts = inference.make_options("cinn", {"steps": 5, "blocks": 2, "hidden": 16, "batch_size": 64})
+    est = inference.fit(sim, method="cinn", budget=400, options=opts, generator=torch.Generator().manual_seed(0))
+    assert isinstance(est.model.summary, DeepSet)
+    theta = simulators.sample_prior(sim.prior, 2, generator=torch.Generator().manual_seed(1))
+    for k in (1, 4):
+        x = sim.simulate(theta, n_obs=k, generator=torch.Generator().manual_seed(2))
+        assert est.posterior(x).sample(3).shape == (3, 2, 13)

@@ -109,7 +109,9 @@ class INNOptions:
         weight_pad: weight of the output-padding loss.
         weight_resim: weight of ``L_resim``, the forward fit on re-simulated posterior draws (0: off, the reference
             configuration). A zoo addition, not in the thesis: see the module docstring. Needs fresh simulations
-            (no fixed table) and a simulator defined wherever draws may land.
+            (no fixed table) and a simulator defined wherever draws may land. Ramped up with ``L_x``.
+        resim_max: ``L_resim`` leaves out draws whose re-simulation lands farther than this from ``y`` (network
+            units): only draws already near their fiber are fitted (see :func:`inn_loss`).
         noise_y: noise added to ``y`` (standard units) in training.
         noise_z: noise on ``z`` in the reconstruction pass.
         noise_pad: amplitude of the noise that fills padding in training.
@@ -154,6 +156,7 @@ class INNOptions:
     weight_rec: float = 1.0
     weight_pad: float = 1.0
     weight_resim: float = 0.0
+    resim_max: float = 0.5
     noise_y: float = 0.05
     noise_z: float = 0.02
     noise_pad: float = 0.01
@@ -419,7 +422,7 @@ def inn_loss(
         x: standardized parameters, shape (B, D).
         y: observations in network units (:meth:`InverseINN.standardize`), shape (B, M).
         options: loss weights, noise levels and kernels.
-        x_factor: extra factor on ``L_x`` (the ramp).
+        x_factor: extra factor on ``L_x`` and ``L_resim`` (the ramp).
         x_weight_sigma: width of the observation-distance weighting of ``L_x`` (``None``:
             ``options.x_weight_sigma``; 0: unweighted); see :func:`x_weight_sigma_at`.
         resimulate: the simulator in network units, standardized parameters (B, D) -> network-unit observations
@@ -487,8 +490,16 @@ def inn_loss(
         x_draw = x_gen.detach()[:, : model.dim_x]
         with torch.no_grad():
             y_draw = resimulate(x_draw)
-        ok = torch.isfinite(y_draw).all(-1)  # a draw outside the simulator's domain is left out
         draw_in = torch.cat((x_draw, o.noise_pad * torch.randn(b, model.pad_x, **kw)), -1)
+        # f_y(x_draw) = y_noisy up to rounding (x_draw = g(y_noisy, z)), so the squared re-simulation error is known
+        # before the forward pass. Draws farther than resim_max from their fiber are left out (as are draws outside
+        # the simulator's domain): fitting f_y there makes f contract far-out regions, g expand them, and the draws
+        # run away (training diverged without this in our arm runs).
+        if o.y_loss == "cross_entropy":
+            err2 = ((torch.softmax(y_draw, -1) - torch.softmax(y_noisy, -1)) ** 2).sum(-1)
+        else:
+            err2 = ((y_draw - y_noisy) ** 2).sum(-1)
+        ok = torch.isfinite(y_draw).all(-1) & (err2 <= o.resim_max**2)
         out_y_draw = model.split(model(draw_in[ok]))[2]
         if o.y_loss == "cross_entropy":
             target = torch.softmax(y_draw[ok], -1)
@@ -496,7 +507,7 @@ def inn_loss(
             l_resim = (kl + out_y_draw.mean(-1) ** 2).sum() / b
         else:
             l_resim = ((out_y_draw - y_draw[ok]) ** 2).sum() / b
-        loss = loss + o.weight_resim * l_resim
+        loss = loss + o.weight_resim * x_factor * l_resim
     return {
         "loss": loss,
         "y": l_y.detach(),

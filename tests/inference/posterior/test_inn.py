@@ -326,7 +326,7 @@ def test_resimulation_term_is_the_forward_fit_on_the_backward_draws():
     def resimulate(xs):
         return m.standardize(None, arm.simulate(xs * m.x_std + m.x_mean))[1]
 
-    o = INNOptions(weight_resim=2.0)
+    o = INNOptions(weight_resim=2.0, resim_max=1e6)  # every draw counts
     terms = inn_loss(m, x, y, o, resimulate=resimulate, generator=torch.Generator().manual_seed(19))
     # the same draws by hand: the generator order of inn_loss is y noise, z, (no pad), then the backward pass
     gen = torch.Generator().manual_seed(19)
@@ -334,8 +334,16 @@ def test_resimulation_term_is_the_forward_fit_on_the_backward_draws():
     z = torch.randn(80, 2, generator=gen)
     with torch.no_grad():
         x_draw = m.inverse(torch.cat((z, y_noisy), -1))
-        expected = ((m(x_draw)[:, 2:] - resimulate(x_draw)) ** 2).sum(-1).mean()
+        err2 = ((m(x_draw)[:, 2:] - resimulate(x_draw)) ** 2).sum(-1)
+    expected = err2.mean()
     assert torch.allclose(terms["resim"], expected, rtol=1e-4)
+    # resim_max leaves out the draws that land far from their fiber (their terms count as 0)
+    middle = err2.sort().values[39:41]
+    cut = float(middle.mean().sqrt())  # halfway between two draws, so that rounding cannot move one across
+    near = inn_loss(
+        m, x, y, replace(o, resim_max=cut), resimulate=resimulate, generator=torch.Generator().manual_seed(19)
+    )
+    assert torch.allclose(near["resim"], (err2 * (err2 <= cut**2)).sum() / 80, rtol=1e-4)
     without = inn_loss(
         m, x, y, replace(o, weight_resim=0.0), resimulate=resimulate, generator=torch.Generator().manual_seed(19)
     )

@@ -81,22 +81,27 @@ def row(method, strength, samples, loss, x, nn_loss, seconds, g) -> dict:
     }
 
 
-def unet_pass_times(prior, batch: int, reps: int = 3) -> tuple[float, float]:
-    """Seconds of one UNet forward, and of one forward+backward (gradient in the input), at this batch size."""
+def unet_pass_times(prior, batch: int, reps: int = 10) -> tuple[float, float]:
+    """Seconds of one UNet forward, and of one forward+backward (gradient in the input), at this batch size.
+
+    The fastest of ``reps`` timed passes each: on a shared machine the best case sets the bound, so the measured
+    NDTM rate is compared with the highest bound seen (a conservative percentage).
+    """
     x = torch.randn(batch, *prior.shape)
     t = torch.full((batch,), 500)
+    fwd, fb = math.inf, math.inf
     with torch.no_grad():
         prior.model_output(x, t)  # warm-up
-        t0 = time.perf_counter()
         for _ in range(reps):
+            t0 = time.perf_counter()
             prior.model_output(x, t)
-        fwd = (time.perf_counter() - t0) / reps
+            fwd = min(fwd, time.perf_counter() - t0)
     xg = x.clone().requires_grad_(True)
     prior.model_output(xg, t).sum().backward()
-    t0 = time.perf_counter()
     for _ in range(reps):
+        t0 = time.perf_counter()
         (g,) = torch.autograd.grad(prior.model_output(xg, t).pow(2).sum(), xg)
-    fb = (time.perf_counter() - t0) / reps
+        fb = min(fb, time.perf_counter() - t0)
     return fwd, fb
 
 
@@ -201,8 +206,15 @@ def main() -> None:
             generator=torch.Generator().manual_seed(a.seed + 1),
             batch_size=a.batch_size,
         )
-        rows.append(row(label, top, s, loss, x, nn.loss, time.perf_counter() - t0, g))
+        sec = time.perf_counter() - t0
+        rows.append(row(label, top, s, loss, x, nn.loss, sec, g))
         print(f"  {label} gamma={top:g}: fiber loss {rows[-1]['fiber_loss']:.4g}", flush=True)
+        if ae is not None and kw.get("renoise_until") == 0.0:  # refinement also repairs the paper form's outliers
+            t0 = time.perf_counter()
+            s_r, loss_r = refine(s)
+            sec_r = sec + time.perf_counter() - t0
+            rows.append(row("NDTM, h_t to t=0 + refine", top, s_r, loss_r, x, nn.loss, sec_r, g))
+            print(f"  NDTM, h_t to t=0 + refine gamma={top:g}: fiber loss {rows[-1]['fiber_loss']:.4g}", flush=True)
 
     lambdas = [float(v) for v in a.lambdas.split(",")] if a.lambdas else []
     for lam in lambdas:
@@ -243,7 +255,7 @@ def main() -> None:
     for r in rows:
         print(
             f"{r['method']:28s} {r['strength']:8g} {r['fiber_loss']:9.4g} ± {r['fiber_se']:<5.2g}"
-            f" {r['fiber_median']:8.3g} {r['fiber_max']:8.3g} {r['nn_ratio']:8.2f} {r['decolorize']:9.3g}"
+            f" {r['fiber_median']:8.3g} {r['fiber_max']:8.3g} {r['nn_ratio']:8.3g} {r['decolorize']:9.3g}"
             f" {r['kl']:7.3f} ({r['kl_floor']:.3f})"
             f" {r['w2']:7.3f} ({r['w2_floor']:.3f}) {r['per_s']:10.3g}"
         )
@@ -263,7 +275,7 @@ def main() -> None:
     meas = a.speed_batch / (time.perf_counter() - t0)
     print(
         f"\nspeed (batch {a.speed_batch}, T={a.steps}, N={a.inner_steps}, {a.threads} thread(s), CPU): "
-        f"UNet fwd {a.speed_batch / fwd:.0f} img/s, fwd+bwd {a.speed_batch / fb:.0f} img/s -> bound "
+        f"UNet fwd {a.speed_batch / fwd:.0f} img/s, fwd+bwd {a.speed_batch / fb:.0f} img/s (best of 10) -> bound "
         f"{bound:.3g} samples/s; NDTM {meas:.3g} samples/s = {100 * meas / bound:.0f}% of the bound "
         "(constant schedule: guidance at every step)"
     )

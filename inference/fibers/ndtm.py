@@ -21,8 +21,8 @@ subject that is discontinuous where the data has mass turns the small noise of x
 color-MNIST, ``decolorize`` divides by ((c + 0.5) mod 1) - c, which flips sign at a background channel c = 0.5, the
 mode of a p(c0) component (35 % of channels): ||h_t - phi(x)||^2 stays ~10-70 down to t = 0 for such targets
 (~0-6 for the others), a few samples follow the flipped target into an inverted color channel, and those few
-dominated the mean fiber loss (benchmarks/fiber.py: mean 12 vs median 1.1 with ``renoise_until=0``; mean 1.35,
-max 3, with 0.3). ``renoise_until=0`` restores the paper's form.
+dominate the mean fiber loss (benchmarks/fiber.py, gamma = 100: mean 15.9, median 1.06, max 243 with
+``renoise_until=0``; mean 1.28, median 1.06, max 3.2 with 0.3). ``renoise_until=0`` restores the paper's form.
 
 Defaults from appendix C: kappa_t = 1e-4, tau_t = 0, a learning rate decaying linearly from 2e-3 to 0 over the
 trajectory, N = 4 inner steps and a guidance schedule gamma_t that is strongest on the mid-range t in [400, 700]

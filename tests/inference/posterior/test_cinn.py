@@ -250,6 +250,22 @@ def test_missing_shipped_files_say_retrain(monkeypatch, tmp_path):
         inference.load("arm-cinn")
 
 
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_shipped_weights_name_the_file_and_say_retrain(monkeypatch, tmp_path, damage):
+    import shutil
+
+    import zoo.estimators
+
+    shutil.copytree(zoo.estimators.get("arm-cinn").directory, tmp_path / "arm-cinn")
+    weights = tmp_path / "arm-cinn" / "weights.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x00not a safetensors file" * 10)
+    monkeypatch.setattr(zoo.estimators, "ROOT", tmp_path)
+    with pytest.raises(ValueError, match="arm-cinn.*weights.safetensors.*--retrain") as info:
+        inference.load("arm-cinn")
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.slow
 def test_shipped_arm_estimator_matches_the_thesis_inn():
     """Issue 6 acceptance: calibration error <= 1.0% and mean re-simulation error <= 0.0139 (thesis table 4.1).

@@ -113,7 +113,7 @@ def train_sbi(kind: str, arm, theta, x, seed: int, progress: bool):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budgets", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--budgets", type=int, nargs="*", default=[10_000, 100_000], help="none: score --estimator only")
     parser.add_argument("--methods", nargs="+", default=["cinn", "npe", "fmpe"], choices=["cinn", "npe", "fmpe"])
     parser.add_argument("--estimator", help="score this saved zoo estimator instead of training a cINN")
     parser.add_argument("--n-test", type=int, default=1000)

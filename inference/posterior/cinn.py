@@ -174,10 +174,11 @@ class ConditionalINN(nn.Module):
         b = h.shape[0]
         per = max(1, _CHUNK // max(b, 1))
         out = []
+        terms = self.flow.condition_terms(h) if hasattr(self.flow, "condition_terms") else None
         for start in range(0, n, per):
             m = min(per, n - start)
             z = torch.randn((m, b, self.dim), generator=generator, device=h.device, dtype=h.dtype)
-            out.append(self.flow.sample_inverse(z, h) * self.theta_std + self.theta_mean)
+            out.append(self.flow.sample_inverse(z, h, terms=terms) * self.theta_std + self.theta_mean)
         return torch.cat(out) if out else h.new_zeros((0, b, self.dim))
 
     @torch.no_grad()

@@ -22,31 +22,26 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
-# Run as a script, this file's folder is sys.path[0], where benchmarks/zoo.py would shadow the zoo package.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+import torch
 
-import torch  # noqa: E402
-
-import simulators  # noqa: E402
-import zoo  # noqa: E402
-from inference.fibers.metrics import (  # noqa: E402
+import simulators
+import zoo
+from inference.fibers.metrics import (
     augment,
     color_consistency,
     decolorize_fiber_loss,
     nearest_neighbour,
     subject_fiber_loss,
 )
-from inference.fibers.model import FiberModelOptions, PCAAutoencoder, fit_fiber_model  # noqa: E402
-from inference.fibers.ndtm import NDTMOptions, ndtm_fibers  # noqa: E402
-from inference.fibers.refine import latent_refine  # noqa: E402
-from inference.plots import fiber_grid, fidelity_consistency, save_figures  # noqa: E402
-from inference.results import FiberSamples  # noqa: E402
-from simulators.color_mnist import colorize, sample_colors  # noqa: E402
+from inference.fibers.model import FiberModelOptions, PCAAutoencoder, fit_fiber_model
+from inference.fibers.ndtm import NDTMOptions, ndtm_fibers
+from inference.fibers.refine import latent_refine
+from inference.plots import fiber_grid, fidelity_consistency, save_figures
+from inference.results import FiberSamples
+from simulators.color_mnist import colorize, sample_colors
 
 # Paper reference (Table 5, ImageNet / DINOv2): NDTM 273 vs nearest neighbour 1225 vs augmented 440 -> 4.5x.
 PAPER_NN_RATIO = 1225 / 273

@@ -1,4 +1,4 @@
-"""Quality checks of the shipped color-MNIST models (used by ``zoo check`` and ``benchmarks/zoo.py``).
+"""Quality checks of the shipped color-MNIST models (used by ``zoo check`` and ``benchmarks/models.py``).
 
 For a prior's samples x ~ p_theta:
     recognition   share of samples the digits classifier assigns a class with probability >= 0.9, and the largest

@@ -1,4 +1,5 @@
-"""Benchmark of the shipped zoo models: sizes, training times, sampling speed and sample quality (CPU).
+"""Benchmark of the shipped zoo models (issue 7 calls it ``benchmarks/zoo.py``; that name would shadow the ``zoo``
+package for every script run from this folder): sizes, training times, sampling speed and sample quality (CPU).
 
 Prints three tables:
 1. every shipped model: role, parameters, size on disk, training time and command (from its zoo.json);
@@ -11,23 +12,17 @@ The paper (Rousselot et al. 2026, app. B.1) reports the color KL / W2 of *fiber*
 (Fig. 4, 14), not of the unconditional priors, so there is no paper number to put beside these.
 
 Usage:
-    python benchmarks/zoo.py [--n 512] [--steps 50] [--threads 1] [--seed 0]
+    python benchmarks/models.py [--n 512] [--steps 50] [--threads 1] [--seed 0]
 """
 
 from __future__ import annotations
 
 import argparse
-import pathlib
-import sys
 
-# Run as a script, this file's folder is sys.path[0], and this file (zoo.py) would shadow the zoo package.
-_HERE = pathlib.Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != _HERE]
+import torch
 
-import torch  # noqa: E402
-
-import zoo  # noqa: E402
-from zoo import quality, registry  # noqa: E402
+import zoo
+from zoo import quality, registry
 
 
 def main() -> None:

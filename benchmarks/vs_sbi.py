@@ -113,28 +113,24 @@ def train_sbi(kind: str, arm, theta, x, seed: int, progress: bool):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budgets", type=int, nargs="*", default=[10_000, 100_000], help="none: score --estimator only")
+    parser.add_argument("--budgets", type=int, nargs="*", default=[10_000, 100_000], help="none: --estimator only")
     parser.add_argument("--methods", nargs="+", default=["cinn", "npe", "fmpe"], choices=["cinn", "npe", "fmpe"])
     parser.add_argument("--estimator", help="score this saved zoo estimator instead of training a cINN")
     parser.add_argument("--n-test", type=int, default=1000)
     parser.add_argument("--n-draws", type=int, default=1000)
     parser.add_argument("--slow-test", type=int, default=200, help="test cases for FMPE")
     parser.add_argument("--slow-draws", type=int, default=200, help="draws per case for FMPE")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per job")
+    parser.add_argument("--jobs", type=int, default=1, help="train and score this many (method, budget) rows at once")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--cinn-steps", type=int, default=None, help="override the cINN's optimizer steps")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    arm = simulators.get("arm")
-    g = torch.Generator().manual_seed(2024)  # the test set and the reference posteriors: fixed across methods
-    test_theta = simulators.sample_prior(arm.prior, args.n_test, generator=g)
-    test = (test_theta, arm.simulate(test_theta))
-    reference = [arm.reference_posterior(test[1][i].double(), 1000, generator=g).float() for i in range(8)]
-
     rows = []
     if "cinn" in args.methods and args.estimator:  # a saved estimator: scored once, trained on its own simulations
+        arm, test, reference = _test_set(args)
         est = inference.load(args.estimator)
         s = score(
             lambda xs, n: est.posterior(xs).sample(n, generator=torch.Generator().manual_seed(1)),
@@ -146,40 +142,70 @@ def main() -> None:
         )
         rows.append(("cinn (saved)", est.budget, float(est.info.get("seconds", float("nan"))), s))
         print(_row(*rows[-1]), flush=True)
-    for budget in args.budgets:
-        gs = torch.Generator().manual_seed(args.seed)
-        theta = simulators.sample_prior(arm.prior, budget, generator=gs)
-        x = arm.simulate(theta)
-        for method in args.methods:
-            t0 = time.perf_counter()
-            if method == "cinn" and args.estimator:
-                continue
-            if method == "cinn":
-                sample = train_cinn(arm, theta, x, args.seed, args.progress, args.cinn_steps)
-                train_s, budget_row = time.perf_counter() - t0, budget
-            else:
-                sample = train_sbi(method, arm, theta, x, args.seed, args.progress)
-                train_s, budget_row = time.perf_counter() - t0, budget
-            slow = method == "fmpe"
-            s = score(
-                sample,
-                arm,
-                test,
-                n_draws=args.slow_draws if slow else args.n_draws,
-                n_test=min(args.slow_test if slow else args.n_test, args.n_test),
-                reference=reference,
-            )
-            rows.append((method, budget_row, train_s, s))
-            print(_row(method, budget_row, train_s, s), flush=True)
+    methods = [m for m in args.methods if not (m == "cinn" and args.estimator)]
+    tasks = [(method, budget) for budget in args.budgets for method in methods]
+    if args.jobs > 1 and len(tasks) > 1:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        # longest first (large budgets), so that the jobs finish together; the table keeps the usual order
+        order = sorted(tasks, key=lambda t: -t[1])
+        with cf.ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = {t: pool.submit(_task, t[0], t[1], args) for t in order}
+            for t in order:
+                print(_row(*futures[t].result()), flush=True)
+        rows += [futures[t].result() for t in tasks]
+    else:
+        for method, budget in tasks:
+            rows.append(_task(method, budget, args))
+            print(_row(*rows[-1]), flush=True)
 
     print()
-    print(f"arm, thesis variant, noise-free; {args.threads} threads; test set seed 2024; training seed {args.seed}")
+    print(
+        f"arm, thesis variant, noise-free; {args.threads} thread(s) per job, {args.jobs} job(s) at once; "
+        f"test set seed 2024; training seed {args.seed}"
+    )
     print("method | sims | train s | draws/s batched | calib. err | mean re-sim | C2ST (8 obs) | test x draws")
     print("---|---|---|---|---|---|---|---")
     for method, budget, train_s, s in rows:
         print(_row(method, budget, train_s, s))
     print()
     print(ISSUE_TABLE)
+
+
+def _test_set(args) -> tuple:
+    """The arm, the test set and the reference posteriors: fixed across methods (seed 2024)."""
+    arm = simulators.get("arm")
+    g = torch.Generator().manual_seed(2024)
+    test_theta = simulators.sample_prior(arm.prior, args.n_test, generator=g)
+    test = (test_theta, arm.simulate(test_theta))
+    reference = [arm.reference_posterior(test[1][i].double(), 1000, generator=g).float() for i in range(8)]
+    return arm, test, reference
+
+
+def _task(method: str, budget: int, args) -> tuple:
+    """Train one method on the budget's simulations (seeded by ``--seed``: the same for every method) and score it."""
+    torch.set_num_threads(args.threads)
+    arm, test, reference = _test_set(args)
+    gs = torch.Generator().manual_seed(args.seed)
+    theta = simulators.sample_prior(arm.prior, budget, generator=gs)
+    x = arm.simulate(theta)
+    t0 = time.perf_counter()
+    if method == "cinn":
+        sample = train_cinn(arm, theta, x, args.seed, args.progress, args.cinn_steps)
+    else:
+        sample = train_sbi(method, arm, theta, x, args.seed, args.progress)
+    train_s = time.perf_counter() - t0
+    slow = method == "fmpe"
+    s = score(
+        sample,
+        arm,
+        test,
+        n_draws=args.slow_draws if slow else args.n_draws,
+        n_test=min(args.slow_test if slow else args.n_test, args.n_test),
+        reference=reference,
+    )
+    return method, budget, train_s, s
 
 
 def _row(method: str, budget, train_s: float, s: dict) -> str:

@@ -61,12 +61,7 @@ def read_observations(path: str | Path, simulator: Simulator, *, as_set: bool = 
         rows = _read_csv(path)
         arr = _rows_to_array(rows, size, path, expect)
     elif ext == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as e:
-            raise ValueError(f"cannot read {path} as a NumPy .npy array ({_short(e)})") from e
-        if not np.issubdtype(arr.dtype, np.number):
-            raise ValueError(f"{path} holds {arr.dtype} data; expected numbers of shape {expect}")
+        arr = _load_npy(path, f"shape {expect}")
         if tuple(arr.shape) == obs_shape:
             arr = arr[None]
         elif tuple(arr.shape[1:]) != obs_shape:
@@ -108,12 +103,7 @@ def _read_sets(path: Path, simulator: Simulator, *, as_set: bool) -> torch.Tenso
             )
         arr = _rows_to_array(_read_csv(path), size, path, expect).reshape(1, -1, *el)
     elif ext == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as e:
-            raise ValueError(f"cannot read {path} as a NumPy .npy array ({_short(e)})") from e
-        if not np.issubdtype(arr.dtype, np.number):
-            raise ValueError(f"{path} holds {arr.dtype} data; expected numbers of shape (K, {_fmt(el)})")
+        arr = _load_npy(path, f"shape (K, {_fmt(el)})")
         if arr.ndim == len(el) + 1 and tuple(arr.shape[1:]) == el:
             arr = arr[None]
         elif arr.ndim != len(el) + 2 or tuple(arr.shape[2:]) != el:
@@ -172,6 +162,17 @@ def simulated_test_case(simulator: Simulator, index: int, *, seed: int = 0) -> t
     g = chunk_generator(seed, index)
     theta = simulators.sample_prior(simulator.prior, 1, generator=g)
     return theta, simulator.simulate(theta, generator=g)
+
+
+def _load_npy(path: Path, expect: str) -> np.ndarray:
+    """A numeric .npy array, never unpickled; ``expect`` says what it should hold (for the error message)."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise ValueError(f"cannot read {path} as a NumPy .npy array ({_short(e)})") from e
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"{path} holds {arr.dtype} data; expected numbers of {expect}")
+    return arr
 
 
 def _read_csv(path: Path) -> list[list[str]]:

@@ -28,8 +28,8 @@ import sys
 import time
 from dataclasses import asdict, replace
 
-# Run as a script, this file's folder would be sys.path[0], where benchmarks/zoo.py shadows the zoo package: put
-# the repository root there instead (so that ``benchmarks.beer_lambert`` imports either way).
+# Run as a script, this file's folder would be sys.path[0]: put the repository root there instead, so that
+# ``benchmarks.beer_lambert`` imports both as ``python benchmarks/inn.py`` and as ``python -m benchmarks.inn``.
 _HERE = pathlib.Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent) if pathlib.Path(p or ".").resolve() == _HERE else p for p in sys.path]
 

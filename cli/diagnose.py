@@ -2,8 +2,7 @@
 
 ``zoo diagnose --simulator NAME --method M --n-test 200 --out DIR`` runs simulation-based calibration
 (:func:`inference.evaluation.calibration.calibrate`) and writes ``calibration.nc``, ``calibration.md`` (the table) and
-the
-plots; ``zoo diagnose posterior.nc`` prints a summary of an existing result file.
+the plots; ``zoo diagnose posterior.nc`` prints a summary of an existing result file.
 """
 
 from __future__ import annotations

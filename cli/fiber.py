@@ -19,7 +19,7 @@ import torch
 import zoo
 from inference.fibers.metrics import augment, features, nearest_neighbour, subject_fiber_loss
 from inference.fibers.model import FiberModelOptions, PCAAutoencoder, fit_fiber_model
-from inference.fibers.ndtm import NDTMOptions, check_compatible, check_subject, ndtm_fibers
+from inference.fibers.ndtm import NDTMOptions, check_compatible, check_subject, input_range, ndtm_fibers
 from inference.fibers.refine import latent_refine
 from inference.plots import fiber_grid, save_figures
 from inference.results import FiberSamples
@@ -90,15 +90,6 @@ def read_input(spec: str, reference: torch.Tensor) -> tuple[torch.Tensor, str]:
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"--input {spec!r} contains NaN or infinite values")
     return x, str(path)
-
-
-def data_range(*models) -> tuple[float, float] | None:
-    """The input range (lo, hi) recorded by the first of the models that records one (``None``: none does)."""
-    for m in models:
-        r = None if m is None else m.meta.get("input", {}).get("range")
-        if r is not None:
-            return float(r[0]), float(r[1])
-    return None
 
 
 @click.command("fiber")
@@ -222,7 +213,7 @@ def fiber(
         method_options = dict(fo.__dict__)
     unrefined = None
     if autoencoder is not None:
-        clip = data_range(subject, prior)
+        clip = input_range(subject) or input_range(prior)
         with torch.no_grad():
             h = subject(x)
         refined, losses = latent_refine(

@@ -45,7 +45,7 @@ def read_observations(path: str | Path, simulator: Simulator, *, as_set: bool = 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"observation file {path} does not exist")
-    set_valued = hasattr(simulator, "element_shape") and hasattr(simulator, "n_obs")
+    set_valued = simulators.is_set_valued(simulator)
     if as_set and not set_valued:
         raise ValueError(
             f"--as-set needs a set-valued simulator, and {simulator.name} takes single observations; "
@@ -91,7 +91,6 @@ def read_observations(path: str | Path, simulator: Simulator, *, as_set: bool = 
 def _read_sets(path: Path, simulator: Simulator, *, as_set: bool) -> torch.Tensor:
     """Sets of a set-valued simulator from ``path``: returns (B, K, *element_shape)."""
     el = tuple(simulator.element_shape)
-    lo, hi = simulator.n_obs
     size = math.prod(el)
     expect = f"{size} values per set element (shape {el}) for simulator {simulator.name}"
     ext = path.suffix.lower()
@@ -115,14 +114,8 @@ def _read_sets(path: Path, simulator: Simulator, *, as_set: bool) -> torch.Tenso
         raise ValueError(
             f"set observations of {simulator.name} are read from .npy (or .csv with --as-set), not {path.suffix!r}"
         )
-    k = arr.shape[1]
-    if k == 0:
-        raise ValueError(f"{path} holds an empty set; expected between {lo} and {hi} elements of shape {el}")
-    if not lo <= k <= hi:
-        raise ValueError(
-            f"{path} holds sets of {k} elements; simulator {simulator.name} (and its estimators) take {lo} to {hi}"
-        )
     arr = np.asarray(arr, dtype=np.float64)
+    simulators.set_shape(simulator, torch.from_numpy(arr), str(path))  # K within the simulator's n_obs range
     _check_finite(arr, str(path))
     return torch.as_tensor(arr, dtype=torch.float32)
 

@@ -54,7 +54,8 @@ def infer(
     """
     sim = estimator.simulator
     x_o = torch.as_tensor(x_o)
-    obs_shape = _observation_shape(sim, x_o)
+    set_valued = simulators.is_set_valued(sim)
+    obs_shape = simulators.set_shape(sim, x_o) if set_valued else tuple(sim.obs_shape)
     x_o = check_observation(x_o, obs_shape)
     x = x_o.reshape(-1, *obs_shape)
     n_obs, dim = x.shape[0], len(sim.param_names)
@@ -102,7 +103,7 @@ def infer(
     predictive = None
     k = min(n_predictive, draws.shape[1])
     if k:
-        set_size = {"n_obs": obs_shape[0]} if _set_valued(sim) else {}
+        set_size = {"n_obs": obs_shape[0]} if set_valued else {}
         predictive = sim.simulate(draws[:, :k], generator=generator, **set_size)
         stat_arrays.setdefault(
             "resimulation_error",
@@ -131,24 +132,6 @@ def infer(
         predictive=predictive,
         sample_stats=stat_arrays,
     )
-
-
-def _set_valued(sim) -> bool:
-    return hasattr(sim, "n_obs") and hasattr(sim, "element_shape")
-
-
-def _observation_shape(sim, x_o: torch.Tensor) -> tuple[int, ...]:
-    """``sim.obs_shape``; for a set-valued simulator ``(K, *element_shape)`` with the set size K of ``x_o``."""
-    if not _set_valued(sim):
-        return tuple(sim.obs_shape)
-    el = tuple(sim.element_shape)
-    lo, hi = sim.n_obs
-    if x_o.ndim < len(el) + 1 or tuple(x_o.shape[x_o.ndim - len(el) :]) != el:
-        raise ValueError(f"x_o must be a set of shape (*, K, {', '.join(map(str, el))}), got {tuple(x_o.shape)}")
-    k = x_o.shape[x_o.ndim - len(el) - 1]
-    if not lo <= k <= hi:
-        raise ValueError(f"x_o holds sets of {k} elements; simulator {sim.name} takes {lo} to {hi}")
-    return (k, *el)
 
 
 def _options_dict(options) -> dict:

@@ -3,7 +3,7 @@
 from simulators.arm import Arm
 from simulators.color_mnist import ColorMNIST
 from simulators.gaussian_mixture import GaussianMixture
-from simulators.protocol import Simulator, check_observation, check_theta
+from simulators.protocol import Simulator, check_observation, check_theta, is_set_valued, set_shape
 from simulators.registry import UnknownSimulatorError, get, names, options, register
 from simulators.sampling import sample_prior
 from simulators.table import read_table, simulate_table
@@ -23,10 +23,12 @@ __all__ = [
     "check_observation",
     "check_theta",
     "get",
+    "is_set_valued",
     "names",
     "options",
     "register",
     "read_table",
     "sample_prior",
+    "set_shape",
     "simulate_table",
 ]

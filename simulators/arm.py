@@ -33,7 +33,7 @@ import math
 import pyro.distributions as dist
 import torch
 
-from simulators.protocol import check_observation, check_theta, parse_set_size
+from simulators.protocol import check_observation, check_theta, expand_to_set, parse_set_size
 
 SIGMA = (0.25, 0.5, 0.5, 0.5)
 LENGTHS = (0.5, 0.5, 1.0)
@@ -125,14 +125,7 @@ class Arm:
             generator: source of the observation noise.
             n_obs: set size K of this call (set-valued simulators only; default: the top of the ``n_obs`` range).
         """
-        y = self.forward(check_theta(theta, 4))
-        if hasattr(self, "n_obs"):
-            k = self.n_obs[1] if n_obs is None else n_obs
-            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-                raise ValueError(f"n_obs must be a positive integer set size, got {k!r}")
-            y = y.unsqueeze(-2).expand(*y.shape[:-1], k, 2)
-        elif n_obs is not None:
-            raise ValueError("n_obs is only accepted by a set-valued arm; build it with simulators.get('arm', n_obs=K)")
+        y = expand_to_set(self, self.forward(check_theta(theta, 4)), n_obs)
         if self.noise_std > 0:
             y = y + self.noise_std * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
         return y

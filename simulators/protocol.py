@@ -104,3 +104,53 @@ def parse_set_size(n_obs: int | tuple[int, int] | list[int] | str) -> tuple[int,
     if not ok:
         raise ValueError(f"n_obs must be a set size K >= 1 or a range lo-hi with 1 <= lo <= hi, got {n_obs!r}")
     return int(value[0]), int(value[1])
+
+
+def is_set_valued(simulator: object) -> bool:
+    """Whether ``simulator`` observes sets: it has an ``n_obs`` range ``(lo, hi)`` and an ``element_shape``."""
+    return hasattr(simulator, "n_obs") and hasattr(simulator, "element_shape")
+
+
+def expand_to_set(simulator: object, y: torch.Tensor, n_obs: int | None) -> torch.Tensor:
+    """Repeat per-theta values ``y`` (*, *element_shape) into sets (*, K, *element_shape) for a set-valued simulator.
+
+    The caller adds the per-element noise afterwards. For a simulator without sets, ``y`` is returned unchanged.
+
+    Arguments:
+        simulator: the simulator whose ``simulate`` was called.
+        y: noise-free values, one per theta.
+        n_obs: the set size K of this call; ``None``: the top of the simulator's ``n_obs`` range.
+
+    Raises:
+        ValueError: a K that is not a positive integer, or ``n_obs`` given to a simulator without sets.
+    """
+    if not is_set_valued(simulator):
+        if n_obs is not None:
+            name = simulator.name
+            raise ValueError(
+                f"n_obs is only accepted by a set-valued {name}; build it with simulators.get('{name}', n_obs=K)"
+            )
+        return y
+    k = simulator.n_obs[1] if n_obs is None else n_obs
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"n_obs must be a positive integer set size, got {k!r}")
+    e = len(simulator.element_shape)
+    return y.unsqueeze(y.ndim - e).expand(*y.shape[: y.ndim - e], k, *y.shape[y.ndim - e :])
+
+
+def set_shape(simulator: object, x: torch.Tensor, name: str = "x_o") -> tuple[int, ...]:
+    """``(K, *element_shape)`` of the sets ``x`` (*, K, *element_shape) of a set-valued simulator.
+
+    Raises:
+        ValueError: one line, for elements of the wrong shape, an empty set, or a K outside the ``n_obs`` range.
+    """
+    el, (lo, hi) = tuple(simulator.element_shape), simulator.n_obs
+    e = len(el)
+    if x.ndim < e + 1 or tuple(x.shape[x.ndim - e :]) != el:
+        raise ValueError(f"{name} must be a set of shape (*, K, {_fmt(el)}), got {tuple(x.shape)}")
+    k = int(x.shape[x.ndim - e - 1])
+    if k == 0:
+        raise ValueError(f"{name} is an empty set (K = 0); {simulator.name} takes sets of {lo} to {hi} elements")
+    if not lo <= k <= hi:
+        raise ValueError(f"{name} holds sets of {k} elements; {simulator.name} takes sets of {lo} to {hi}")
+    return (k, *el)

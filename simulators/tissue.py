@@ -32,7 +32,7 @@ import torch
 from torch.distributions import Distribution, constraints
 
 from simulators import mcml, optics
-from simulators.protocol import check_theta, parse_set_size
+from simulators.protocol import check_theta, expand_to_set, parse_set_size
 
 N_LAYERS = (1.36, 1.36, 1.38)  # refractive indices of the three layers
 N_AMBIENT = 1.0
@@ -318,16 +318,7 @@ class Tissue:
         """
         theta = check_theta(theta, 13)
         r = self.lookup(theta) if self.source == "table" else self.reflectance(theta, generator=generator)
-        if hasattr(self, "n_obs"):
-            k = self.n_obs[1] if n_obs is None else n_obs
-            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-                raise ValueError(f"n_obs must be a positive integer set size, got {k!r}")
-            r = r.unsqueeze(-2).expand(*r.shape[:-1], k, r.shape[-1])
-        elif n_obs is not None:
-            raise ValueError(
-                "n_obs is only accepted by a set-valued tissue; build it with simulators.get('tissue', n_obs=K)"
-            )
-        return self.observe(r, generator=generator)
+        return self.observe(expand_to_set(self, r, n_obs), generator=generator)
 
     # -- shipped table ----------------------------------------------------------------------------------------
     def _load_table(self, split: str, table: str | None) -> None:

@@ -2,9 +2,8 @@
 
 ``calibrate(estimator, n_test=200)`` draws theta*_i ~ p(theta), simulates x_i ~ p(x | theta*_i), asks the estimator
 for all N posteriors in one batched call, and scores them with :mod:`inference.evaluation.diagnostics`: the thesis's
-marginal
-calibration error and curve, SBC ranks with a uniformity test, highest-density coverage (where the method has
-densities), re-simulation error, and RMSE of the posterior mean and of the MAP. ``zoo diagnose`` calls it.
+marginal calibration error and curve, SBC ranks with a uniformity test, highest-density coverage (where the method
+has densities), re-simulation error, and RMSE of the posterior mean and of the MAP. ``zoo diagnose`` calls it.
 """
 
 from __future__ import annotations

@@ -156,12 +156,17 @@ def check_compatible(prior: Prior, subject: Subject, x: torch.Tensor | None = No
         raise ValueError(f"the subject takes inputs of shape {tuple(subject.input_shape)}, the prior makes {shape}")
     if x is not None and tuple(x.shape[1:]) != shape:
         raise ValueError(f"input images must have shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
-    r_p = prior.meta.get("input", {}).get("range")
-    r_s = subject.meta.get("input", {}).get("range")
-    if r_p is not None and r_s is not None and [float(v) for v in r_p] != [float(v) for v in r_s]:
+    r_p, r_s = input_range(prior), input_range(subject)
+    if r_p is not None and r_s is not None and r_p != r_s:
         raise ValueError(f"the prior makes data in range {list(r_p)} but the subject expects {list(r_s)}")
     probe = x[:1] if x is not None else torch.rand(1, *shape, device=prior.device)
     check_subject(subject, probe)
+
+
+def input_range(model: DiffusionPrior | Subject | None) -> tuple[float, float] | None:
+    """The input range ``(lo, hi)`` a zoo prior or subject records in its metadata (``None``: none recorded)."""
+    r = None if model is None else model.meta.get("input", {}).get("range")
+    return None if r is None else (float(r[0]), float(r[1]))
 
 
 def check_subject(subject: Subject, x: torch.Tensor) -> None:

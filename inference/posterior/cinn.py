@@ -174,7 +174,7 @@ class ConditionalINN(nn.Module):
         b = h.shape[0]
         per = max(1, _CHUNK // max(b, 1))
         out = []
-        terms = self.flow.condition_terms(h) if hasattr(self.flow, "condition_terms") else None
+        terms = self.flow.condition_terms(h)
         for start in range(0, n, per):
             m = min(per, n - start)
             z = torch.randn((m, b, self.dim), generator=generator, device=h.device, dtype=h.dtype)
@@ -307,7 +307,7 @@ class CINNEstimator:
         """The :class:`ConditionalINN` keyword arguments implied by ``options`` for ``simulator``."""
         summary = options.summary
         if summary == "auto":
-            summary = "deepset" if hasattr(simulator, "n_obs") else "mlp"
+            summary = "deepset" if simulators.is_set_valued(simulator) else "mlp"
         flow = {
             "coupling": options.coupling,
             "blocks": options.blocks,
@@ -326,8 +326,8 @@ class CINNEstimator:
 
 
 def _shapes(simulator: Simulator) -> tuple[tuple[int, ...], bool]:
-    if hasattr(simulator, "n_obs"):
-        return tuple(getattr(simulator, "element_shape", simulator.obs_shape[1:])), True
+    if simulators.is_set_valued(simulator):
+        return tuple(simulator.element_shape), True
     return tuple(simulator.obs_shape), False
 
 

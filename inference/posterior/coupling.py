@@ -1,8 +1,7 @@
 """Affine coupling blocks with soft clamping, fixed permutations and fully connected subnetworks.
 
 The building blocks of zoo's invertible networks (the inverse INN of :mod:`inference.posterior.inn`, and conditional
-INNs,
-which pass a condition ``c`` that is concatenated to every subnetwork input). One GLOW-style affine coupling block
+INNs, which pass a condition ``c`` that is concatenated to every subnetwork input). One GLOW-style affine coupling block
 (thesis eqs. 2.25/2.26 and 3.10) splits ``x = [x1, x2]`` and computes::
 
     u1 = x1 * exp(s1(x2, c)) + t1(x2, c)

@@ -78,11 +78,11 @@ class INNOptions:
     issue calls the reference configuration: Adam lr 1e-3, betas (0.9, 0.95), weight decay 1e-5, batch 500, loss
     weights y 1 / z-MMD 50 / x-MMD 500 / reconstruction 1, noise y 0.05 / z 0.02 / pad 0.01, 4 coupling blocks of
     width 128, forward kernels (0.2, 2), (1.5, 2), (3.0, 2) and backward kernels (0.2, 0.1), (0.2, 0.5), (0.2, 2) as
-    ``(C, a)`` pairs (see :mod:`inference.posterior.mmd`), 60 epochs x 200 iterations = 12 000 steps. Departures: the
-    clamp is
-    2 (thesis ch. 2 and FrEIA's default; the release's 4 let the log-scales of every block saturate and the loss
-    explode in our runs), subnetworks have 3 linear layers (thesis app. B.5), and the learning rate decays by a
-    cosine to 1% (the release decays exponentially to 2%). Per-simulator settings are in ``benchmarks/inn.py``.
+    ``(C, a)`` pairs (see :mod:`inference.posterior.mmd`), 60 epochs x 200 iterations = 12 000 steps.
+    Departures: the clamp is 2 (thesis ch. 2 and FrEIA's default; the release's 4 let the log-scales of every block
+    saturate and the loss explode in our runs), subnetworks have 3 linear layers (thesis app. B.5), and the learning
+    rate decays by a cosine to 1% (the release decays exponentially to 2%). Per-simulator settings are in
+    ``benchmarks/inn.py``.
 
     Attributes:
         dim_z: latent width K; ``None``: ``D - M`` when positive (``y`` assumed to have full intrinsic dimension),
@@ -404,6 +404,20 @@ def ramp(step: int, steps: int) -> float:
     return min(1.0, 2.0 * 0.002 ** (1.0 - step / max(steps, 1)))
 
 
+def _y_fit(out_y: torch.Tensor, y: torch.Tensor, y_loss: str) -> torch.Tensor:
+    """Per-row forward-fit loss of the ``y`` outputs ``out_y`` (B, M) against targets ``y`` in network units: (B,).
+
+    ``"mse"``: ``||out_y - y||^2``. ``"cross_entropy"``: ``KL(y~ || softmax(out_y)) + mean_k(out_y)^2``, with
+    ``y~ = softmax(y)`` the smoothed label (``y`` holds :func:`label_logits`); the KL is the cross-entropy minus the
+    target's entropy (0 at the optimum) and the second term fixes the logits' shift.
+    """
+    if y_loss == "cross_entropy":
+        target = torch.softmax(y, -1)
+        kl = (target * (torch.log(target) - torch.log_softmax(out_y, -1))).sum(-1)
+        return kl + out_y.mean(-1) ** 2
+    return ((out_y - y) ** 2).sum(-1)
+
+
 def inn_loss(
     model: InverseINN,
     x: torch.Tensor,
@@ -442,13 +456,7 @@ def inn_loss(
 
     # forward pass: L_y, L_pad, L_z (gradient through the y output blocked)
     out_z, out_pad, out_y = model.split(model(x_in))
-    if o.y_loss == "cross_entropy":
-        # KL(y~ || softmax(f_y)) = cross-entropy minus the target's entropy (0 at the optimum), plus the shift term
-        target = torch.softmax(y, -1)  # = the smoothed label y~, since y = label_logits(label)
-        kl = (target * (torch.log(target) - torch.log_softmax(out_y, -1))).sum(-1)
-        l_y = (kl + out_y.mean(-1) ** 2).mean()
-    else:
-        l_y = ((out_y - y_noisy) ** 2).sum(-1).mean()
+    l_y = _y_fit(out_y, y if o.y_loss == "cross_entropy" else y_noisy, o.y_loss).mean()
     l_pad = ((out_pad - pad_target) ** 2).sum(-1).mean()
     l_z = mmd(torch.cat((out_z, out_y.detach()), -1), torch.cat((z_target, y_noisy), -1), o.kernel_z)
 
@@ -501,12 +509,7 @@ def inn_loss(
             err2 = ((y_draw - y_noisy) ** 2).sum(-1)
         ok = torch.isfinite(y_draw).all(-1) & (err2 <= o.resim_max**2)
         out_y_draw = model.split(model(draw_in[ok]))[2]
-        if o.y_loss == "cross_entropy":
-            target = torch.softmax(y_draw[ok], -1)
-            kl = (target * (torch.log(target) - torch.log_softmax(out_y_draw, -1))).sum(-1)
-            l_resim = (kl + out_y_draw.mean(-1) ** 2).sum() / b
-        else:
-            l_resim = ((out_y_draw - y_draw[ok]) ** 2).sum() / b
+        l_resim = _y_fit(out_y_draw, y_draw[ok], o.y_loss).sum() / b
         loss = loss + o.weight_resim * x_factor * l_resim
     return {
         "loss": loss,

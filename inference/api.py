@@ -156,7 +156,9 @@ def method_spec(name: str) -> MethodSpec:
 def make_options(method: str, options: Any = None) -> Any:
     """Turn ``None``, a dict or an options instance into the method's options dataclass.
 
-    Lists in a dict become tuples (JSON has no tuples). Unknown keys raise a one-line error listing valid ones.
+    Lists in a dict become tuples (JSON has no tuples). ``None`` for a field typed plain ``str`` becomes ``"none"``
+    (the command line reads ``--option summary=none`` as ``None``). Unknown keys raise a one-line error listing valid
+    ones.
     """
     cls = method_spec(method).options_cls
     if options is None:
@@ -171,6 +173,7 @@ def make_options(method: str, options: Any = None) -> Any:
         valid = ", ".join(f"{f.name} (default {_default(f)!r})" for f in fields.values())
         raise UnknownMethodError(f"unknown option {unknown[0]!r} for method {method!r}; valid options: {valid}")
     kw = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    kw = {k: "none" if v is None and fields[k].type in ("str", str) else v for k, v in kw.items()}
     return cls(**kw)
 
 

@@ -78,6 +78,8 @@ class CINNOptions:
             with no budget, training is always online.
         checkpoint_dir: where ``zoo.training.train`` writes checkpoints (``None``: none).
         resume: continue from the checkpoint in ``checkpoint_dir``.
+        device: where to train (``"cpu"``, ``"cuda"``, ...); simulations stay on the CPU and each batch is moved
+            there. The trained estimator is returned on the CPU either way.
     """
 
     coupling: str = "affine"
@@ -100,6 +102,7 @@ class CINNOptions:
     online: bool = False
     checkpoint_dir: str | None = None
     resume: bool = False
+    device: str = "cpu"
 
 
 class ConditionalINN(nn.Module):
@@ -394,6 +397,9 @@ def fit_cinn(
         theta_val, x_val = _simulate(simulator, n_val, gen)
         theta_tr, x_tr = _simulate(simulator, _PILOT if online else budget - n_val, gen)
     model.set_standardization(theta_tr, x_tr)
+    device = torch.device(o.device)
+    model.to(device)
+    theta_val, x_val = theta_val.to(device), x_val.to(device)
 
     def batches(step: int) -> tuple[torch.Tensor, torch.Tensor]:
         if online:
@@ -404,7 +410,7 @@ def fit_cinn(
         if set_valued:  # one set size per batch, uniform over the range; elements are i.i.d., so take the first K
             k = int(torch.randint(lo, hi + 1, (), generator=gen))
             x = x[:, :k]
-        return theta, x
+        return theta.to(device), x.to(device)
 
     def loss_fn(batch: tuple[torch.Tensor, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         theta, x = batch
@@ -446,10 +452,12 @@ def fit_cinn(
     )
     with torch.no_grad():  # reference summaries for the misspecification score: held-out simulations
         if set_valued:
-            ks = torch.randint(lo, hi + 1, (len(x_val),), generator=gen)
+            ks = torch.randint(lo, hi + 1, (len(x_val),), generator=gen).to(device)
             h = torch.cat([model.summarize(x_val[ks == k, :k]) for k in range(lo, hi + 1) if (ks == k).any()])
         else:
             h = model.summarize(x_val)
+    model.cpu()
+    h = h.cpu()
     info = {
         "steps": history.steps[-1] if history.steps else 0,
         "seconds": round(time.perf_counter() - t0, 1),

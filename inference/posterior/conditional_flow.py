@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inference.posterior.coupling import AffineCoupling, Permutation, soft_clamp
+from inference.posterior.coupling import AffineCoupling, Permutation
 from zoo.splines import SplineCoupling
 
 
@@ -124,14 +124,32 @@ class ConditionalFlow(nn.Module):
         return z if perm is None else z[..., perm]
 
 
+_OUTER_MAX = 4  # block inputs up to this width enter the first layer as rank-1 updates instead of a matmul
+
+
 def _first_layer_terms(
     net: torch.nn.Sequential, block: AffineCoupling, c: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(W_h, W_c c + b)`` of a subnetwork whose first layer sees ``cat(h, c)`` (``W = [W_h, W_c]``)."""
+    """``(W_h^T, W_c c + b)`` of a subnetwork whose first layer sees ``cat(h, c)`` (``W = [W_h, W_c]``)."""
     first = net[0]
     d = first.in_features - block.cond_dim
     bias = torch.addmm(first.bias, c, first.weight[:, d:].T) if block.cond_dim else first.bias
-    return first.weight[:, :d].contiguous(), bias
+    return first.weight[:, :d].T.contiguous(), bias
+
+
+def _first_layer(h: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``h W_h^T + bias`` for draws h (n, B, d) and per-observation bias (B, H).
+
+    A block input of a few columns (the arm's d = 2) is a poor matrix product (inner size d) plus a copy of the
+    strided input: as d rank-1 updates ``bias + sum_j h_j w_j`` it ran 1.6-2.9x faster here (16 x 1000 draws, H = 64).
+    """
+    d = w_t.shape[0]
+    if d > _OUTER_MAX:
+        return F.linear(h, w_t.T).add_(bias)
+    a = torch.addcmul(bias, h[..., :1], w_t[0])
+    for j in range(1, d):
+        a.addcmul_(h[..., j : j + 1], w_t[j])
+    return a
 
 
 def _affine_inverse_shared(block: AffineCoupling, u1: torch.Tensor, u2: torch.Tensor, terms: tuple) -> torch.Tensor:
@@ -142,10 +160,10 @@ def _affine_inverse_shared(block: AffineCoupling, u1: torch.Tensor, u2: torch.Te
     :func:`_first_layer_terms` for ``net1`` and ``net2``).
     """
 
-    def coefficients(net: torch.nn.Sequential, h: torch.Tensor, w_h: torch.Tensor, bias: torch.Tensor):
-        # F.linear on the (n, B, .) activations and in-place ReLUs: sampling is memory-bound at these widths, and
-        # F.linear beat torch.mm / addmm on reshaped rows by 20-40% here
-        a = F.linear(h, w_h).add_(bias)
+    def undo(net: torch.nn.Sequential, h: torch.Tensor, u: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor):
+        # F.linear on the (n, B, .) activations and in-place elementwise steps: sampling is memory-bound at these
+        # widths, and F.linear beat torch.mm / addmm on reshaped rows by 20-40% here
+        a = _first_layer(h, w_t, bias)
         for module in list(net)[1:]:
             if isinstance(module, torch.nn.Linear):
                 a = F.linear(a, module.weight, module.bias)
@@ -154,13 +172,13 @@ def _affine_inverse_shared(block: AffineCoupling, u1: torch.Tensor, u2: torch.Te
             else:
                 a = module(a)
         s, t = a.chunk(2, -1)
-        return soft_clamp(s, block.clamp), t
+        # (u - t) * exp(-soft_clamp(s)), soft_clamp(s) = clamp * tanh(s / clamp), with one new tensor per step
+        scale = torch.mul(s, 1.0 / block.clamp).tanh_().mul_(-block.clamp).exp_()
+        return torch.sub(u, t).mul_(scale)
 
     (w1, b1), (w2, b2) = terms
-    s2, t2 = coefficients(block.net2, u1, w2, b2)
-    x2 = (u2 - t2) * torch.exp(-s2)
-    s1, t1 = coefficients(block.net1, x2, w1, b1)
-    x1 = (u1 - t1) * torch.exp(-s1)
+    x2 = undo(block.net2, u1, u2, w2, b2)
+    x1 = undo(block.net1, x2, u1, w1, b1)
     return torch.cat((x1, x2), -1)
 
 

@@ -43,8 +43,8 @@ def set_estimator():
     )
 
 
-def _perturbed_flow(coupling, actnorm, generator):
-    flow = build_flow(4, cond_dim=3, coupling=coupling, blocks=3, hidden=16, actnorm=actnorm).double()
+def _perturbed_flow(coupling, actnorm, generator, dim=4):
+    flow = build_flow(dim, cond_dim=3, coupling=coupling, blocks=3, hidden=16, actnorm=actnorm).double()
     with torch.no_grad():  # leave the identity initialization, so the test sees a non-trivial map
         for p in flow.parameters():
             p.add_(0.3 * torch.randn(p.shape, generator=generator, dtype=p.dtype))
@@ -66,10 +66,11 @@ def test_flow_is_invertible_and_log_det_matches_autograd(coupling, actnorm, gene
         assert torch.allclose(torch.linalg.slogdet(jac).logabsdet, log_det[i], atol=1e-6)
 
 
-@pytest.mark.parametrize("coupling", ["affine", "spline"])
-def test_shared_condition_sampling_path_equals_the_plain_inverse(coupling, generator):
-    flow = _perturbed_flow(coupling, True, generator)
-    z = torch.randn(5, 7, 4, generator=generator, dtype=torch.float64)
+# dim 4: the block halves (2) enter the first layer as rank-1 updates; dim 12: halves of 6 take the matmul path
+@pytest.mark.parametrize("coupling, dim", [("affine", 4), ("affine", 12), ("spline", 4)])
+def test_shared_condition_sampling_path_equals_the_plain_inverse(coupling, dim, generator):
+    flow = _perturbed_flow(coupling, True, generator, dim)
+    z = torch.randn(5, 7, dim, generator=generator, dtype=torch.float64)
     c = torch.randn(7, 3, generator=generator, dtype=torch.float64)
     plain, _ = flow.inverse(z, c.expand(5, 7, 3))
     assert torch.allclose(flow.sample_inverse(z, c), plain, atol=1e-10)

@@ -47,7 +47,7 @@ NPE (MAF), 2 seeds                          | 1e5  | 10-12 min | 4.6e4   | 3.2-6
 FMPE (flow matching)                        | 1e5  | 9 min     | 358     | 0.45%  | 0.0199       | 0.50
 thesis INN (table 4.1; 1e6 sims)            | 1e6  |           |         | 0.96%  | 0.0139       |"""
 
-CINN_OPTIONS = {"blocks": 8, "hidden": 64, "steps": 8000, "batch_size": 512, "val_every": 500}
+CINN_OPTIONS = {"blocks": 12, "hidden": 32, "steps": 10_000, "batch_size": 512, "val_every": 500}
 """The cINN configuration of the shipped arm estimator (zoo/estimators.py records its exact command)."""
 
 SampleFn = Callable[[torch.Tensor, int], torch.Tensor]  # (x (N, 2), n) -> (n, N, 4)
@@ -126,7 +126,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads per job")
     parser.add_argument("--jobs", type=int, default=1, help="train and score this many (method, budget) rows at once")
     parser.add_argument("--speed-repeats", type=int, default=1, help="draws/s: best of this many sampling calls")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulations (and of sbi's training)")
+    parser.add_argument(
+        "--cinn-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="train one cINN per training seed on the same simulations (default: --seed alone)",
+    )
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--cinn-steps", type=int, default=None, help="override the cINN's optimizer steps")
     args = parser.parse_args()
@@ -148,7 +155,13 @@ def main() -> None:
         rows.append(("cinn (saved)", est.budget, float(est.info.get("seconds", float("nan"))), s))
         print(_row(*rows[-1]), flush=True)
     methods = [m for m in args.methods if not (m == "cinn" and args.estimator)]
-    tasks = [(method, budget) for budget in args.budgets for method in methods]
+    cinn_seeds = args.cinn_seeds if args.cinn_seeds is not None else [args.seed]
+    tasks = [
+        (method, budget, seed)
+        for budget in args.budgets
+        for method in methods
+        for seed in (cinn_seeds if method == "cinn" else [args.seed])
+    ]
     if args.jobs > 1 and len(tasks) > 1:
         import concurrent.futures as cf
         import multiprocessing as mp
@@ -156,19 +169,19 @@ def main() -> None:
         # longest first (large budgets), so that the jobs finish together; the table keeps the usual order
         order = sorted(tasks, key=lambda t: -t[1])
         with cf.ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {t: pool.submit(_task, t[0], t[1], args) for t in order}
+            futures = {t: pool.submit(_task, *t, args) for t in order}
             for t in order:
                 print(_row(*futures[t].result()), flush=True)
         rows += [futures[t].result() for t in tasks]
     else:
-        for method, budget in tasks:
-            rows.append(_task(method, budget, args))
+        for task in tasks:
+            rows.append(_task(*task, args))
             print(_row(*rows[-1]), flush=True)
 
     print()
     print(
         f"arm, thesis variant, noise-free; {args.threads} thread(s) per job, {args.jobs} job(s) at once; "
-        f"test set seed 2024; training seed {args.seed}"
+        f"test set seed 2024; simulations seed {args.seed}; cINN training seeds {cinn_seeds}"
     )
     print("method | sims | train s | draws/s batched | calib. err | mean re-sim | C2ST (8 obs) | test x draws")
     print("---|---|---|---|---|---|---|---")
@@ -188,8 +201,11 @@ def _test_set(args) -> tuple:
     return arm, test, reference
 
 
-def _task(method: str, budget: int, args) -> tuple:
-    """Train one method on the budget's simulations (seeded by ``--seed``: the same for every method) and score it."""
+def _task(method: str, budget: int, seed: int, args) -> tuple:
+    """Train one method on the budget's simulations (seeded by ``--seed``: the same for every method) and score it.
+
+    ``seed`` seeds the training (the cINN's initialization and batches; sbi's global generator).
+    """
     torch.set_num_threads(args.threads)
     arm, test, reference = _test_set(args)
     gs = torch.Generator().manual_seed(args.seed)
@@ -197,9 +213,9 @@ def _task(method: str, budget: int, args) -> tuple:
     x = arm.simulate(theta)
     t0 = time.perf_counter()
     if method == "cinn":
-        sample = train_cinn(arm, theta, x, args.seed, args.progress, args.cinn_steps)
+        sample = train_cinn(arm, theta, x, seed, args.progress, args.cinn_steps)
     else:
-        sample = train_sbi(method, arm, theta, x, args.seed, args.progress)
+        sample = train_sbi(method, arm, theta, x, seed, args.progress)
     train_s = time.perf_counter() - t0
     slow = method == "fmpe"
     s = score(
@@ -211,7 +227,8 @@ def _task(method: str, budget: int, args) -> tuple:
         reference=reference,
         repeats=1 if slow else args.speed_repeats,
     )
-    return method, budget, train_s, s
+    label = f"{method} (seed {seed})" if method == "cinn" and args.cinn_seeds else method
+    return label, budget, train_s, s
 
 
 def _row(method: str, budget, train_s: float, s: dict) -> str:
@@ -220,7 +237,7 @@ def _row(method: str, budget, train_s: float, s: dict) -> str:
         "cinn (saved)": "zoo cINN (saved estimator)",
         "npe": "sbi NPE (MAF)",
         "fmpe": "sbi FMPE",
-    }[method]
+    }.get(method, f"zoo cINN{method[4:]}")
     return (
         f"{name} | {budget:.0e} | {train_s:.0f} | {s['draws_per_s']:.3g} | {s['calibration']:.2f}% | "
         f"{s['resim']:.4f} | {s['c2st']:.3f} | {s['n_test']}x{s['n_draws']}"

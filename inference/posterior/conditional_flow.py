@@ -84,10 +84,12 @@ class ConditionalFlow(nn.Module):
                 terms[i] = tuple(_first_layer_terms(net, layer, c) for net in (layer.net1, layer.net2))
         return terms
 
+    @torch.no_grad()
     def sample_inverse(
         self, z: torch.Tensor, c: torch.Tensor, *, terms: dict[int, tuple] | None = None
     ) -> torch.Tensor:
-        """x = f^{-1}(z; c) for many draws per condition, without log-determinants (the sampling fast path).
+        """x = f^{-1}(z; c) for many draws per condition, without log-determinants or gradients (the sampling fast
+        path; :meth:`inverse` is differentiable).
 
         Arguments:
             z: latent draws, shape (n, B, D).
@@ -125,6 +127,17 @@ class ConditionalFlow(nn.Module):
 
 
 _OUTER_MAX = 4  # block inputs up to this width enter the first layer as rank-1 updates instead of a matmul
+# oneDNN's linear with the bias and ReLU fused into the matrix product (the op torch.compile uses on CPU): 20-35%
+# faster than F.linear + relu_ for the (16 x 1000, 32-64) activations of the arm's sampling path here
+_FUSED_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def _linear(a: torch.Tensor, layer: nn.Linear, relu: bool) -> torch.Tensor:
+    """``layer(a)``, then ReLU in place if ``relu``; fused by oneDNN for float32 on the CPU where available."""
+    if _FUSED_LINEAR and a.dtype == torch.float32 and a.device.type == "cpu" and layer.bias is not None:
+        return torch.ops.mkldnn._linear_pointwise(a, layer.weight, layer.bias, "relu" if relu else "none", [], "")
+    out = F.linear(a, layer.weight, layer.bias)
+    return out.relu_() if relu else out
 
 
 def _first_layer_terms(
@@ -160,26 +173,33 @@ def _affine_inverse_shared(block: AffineCoupling, u1: torch.Tensor, u2: torch.Te
     :func:`_first_layer_terms` for ``net1`` and ``net2``).
     """
 
-    def undo(net: torch.nn.Sequential, h: torch.Tensor, u: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor):
+    def undo(net: nn.Sequential, h: torch.Tensor, u: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor, out):
         # F.linear on the (n, B, .) activations and in-place elementwise steps: sampling is memory-bound at these
         # widths, and F.linear beat torch.mm / addmm on reshaped rows by 20-40% here
         a = _first_layer(h, w_t, bias)
-        for module in list(net)[1:]:
-            if isinstance(module, torch.nn.Linear):
-                a = F.linear(a, module.weight, module.bias)
-            elif isinstance(module, torch.nn.ReLU):
-                a = a.relu_()
-            else:
-                a = module(a)
+        modules = list(net)[1:]
+        i = 0
+        while i < len(modules):
+            module = modules[i]
+            if isinstance(module, nn.Linear):
+                relu = i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU)
+                a = _linear(a, module, relu)
+                i += 1 + relu
+                continue
+            a = a.relu_() if isinstance(module, nn.ReLU) else module(a)
+            i += 1
         s, t = a.chunk(2, -1)
-        # (u - t) * exp(-soft_clamp(s)), soft_clamp(s) = clamp * tanh(s / clamp), with one new tensor per step
-        scale = torch.mul(s, 1.0 / block.clamp).tanh_().mul_(-block.clamp).exp_()
-        return torch.sub(u, t).mul_(scale)
+        # (u - t) * exp(-soft_clamp(s)) with soft_clamp(s) = c tanh(s / c) = c (2 sigmoid(2 s / c) - 1), in place:
+        # torch's tanh took 3.2 ns per float here, its sigmoid under 1
+        c = block.clamp
+        scale = torch.mul(s, 2.0 / c).sigmoid_().mul_(-2.0 * c).add_(c).exp_()
+        return torch.sub(u, t, out=out).mul_(scale)
 
     (w1, b1), (w2, b2) = terms
-    x2 = undo(block.net2, u1, u2, w2, b2)
-    x1 = undo(block.net1, x2, u1, w1, b1)
-    return torch.cat((x1, x2), -1)
+    x = u1.new_empty(*u1.shape[:-1], u1.shape[-1] + u2.shape[-1])  # x1 and x2 are written into it: no cat
+    x2 = undo(block.net2, u1, u2, w2, b2, x[..., block.d1 :])
+    undo(block.net1, x2, u1, w1, b1, x[..., : block.d1])
+    return x
 
 
 def build_flow(

@@ -47,6 +47,7 @@ from simulators import Simulator
 from zoo.training import TrainConfig, train
 
 _PILOT = 20_000  # simulations for the standardization statistics in online training
+_CALIBRATION_DRAWS = 200  # per held-out simulation, to compare restarts (5000 x 200: ~1 s)
 _CHUNK = 1 << 14  # draws x observations per inverse pass: activations stay in cache (measured fastest of 2^12..2^18)
 
 
@@ -76,7 +77,11 @@ class CINNOptions:
         patience: early stop after this many validations without improvement (0: never).
         online: draw fresh simulations for every batch (the budget then only sizes the validation set);
             with no budget, training is always online.
-        checkpoint_dir: where ``zoo.training.train`` writes checkpoints (``None``: none).
+        restarts: train this many networks on the same simulations (different initializations, permutations and
+            batch orders) and keep the one with the lowest marginal calibration error on the held-out validation
+            simulations (``val_fraction`` of the budget). Training takes ``restarts`` times as long; sampling is
+            unchanged.
+        checkpoint_dir: where ``zoo.training.train`` writes checkpoints (``None``: none; one subfolder per restart).
         resume: continue from the checkpoint in ``checkpoint_dir``.
         device: where to train (``"cpu"``, ``"cuda"``, ...); simulations stay on the CPU and each batch is moved
             there. The trained estimator is returned on the CPU either way.
@@ -100,6 +105,7 @@ class CINNOptions:
     val_statistic: str = "median"
     patience: int = 0
     online: bool = False
+    restarts: int = 1
     checkpoint_dir: str | None = None
     resume: bool = False
     device: str = "cpu"
@@ -377,6 +383,8 @@ def fit_cinn(
         raise ValueError(f"val_statistic must be 'median' or 'mean', got {o.val_statistic!r}")
     if not 0 < o.val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {o.val_fraction}")
+    if isinstance(o.restarts, bool) or not isinstance(o.restarts, int) or o.restarts < 1:
+        raise ValueError(f"restarts must be an integer >= 1, got {o.restarts!r}")
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     seed = int(torch.randint(0, 2**31 - 1, (), generator=gen))
     model = build_model(simulator, o, seed=seed)
@@ -439,17 +447,38 @@ def fit_cinn(
         checkpoint_every=o.val_every if o.checkpoint_dir else 0,
     )
     t0 = time.perf_counter()
-    history = train(
-        model,
-        loss_fn,
-        batches,
-        config=config,
-        val_loss=val_loss,
-        checkpoint_dir=o.checkpoint_dir,
-        resume=o.resume,
-        progress=progress,
-        desc="cinn",
-    )
+    restart_calibration = []
+    cal_seed = int(torch.randint(0, 2**31 - 1, (), generator=gen)) if o.restarts > 1 else 0
+    best = None  # (held-out calibration error, model, history)
+
+    def checkpoints(r: int) -> str | None:
+        if o.checkpoint_dir is None or o.restarts == 1:
+            return o.checkpoint_dir
+        return os.path.join(o.checkpoint_dir, f"restart{r}")
+
+    for r in range(o.restarts):
+        if r:  # a fresh network: new initialization, permutations and batch order; same simulations
+            model = build_model(simulator, o, seed=int(torch.randint(0, 2**31 - 1, (), generator=gen)))
+            _reset_parameters(model, gen)
+            model.set_standardization(theta_tr, x_tr)
+            model.to(device)
+        history = train(
+            model,
+            loss_fn,
+            batches,
+            config=config,
+            val_loss=val_loss,
+            checkpoint_dir=checkpoints(r),
+            resume=o.resume,
+            progress=progress,
+            desc="cinn" if o.restarts == 1 else f"cinn {r + 1}/{o.restarts}",
+        )
+        if o.restarts > 1:
+            restart_calibration.append(_held_out_calibration(model, theta_val, x_val, hi, cal_seed))
+            if best is None or restart_calibration[-1] < best[0]:
+                best = (restart_calibration[-1], model, history)
+    if best is not None:
+        _, model, history = best
     with torch.no_grad():  # reference summaries for the misspecification score: held-out simulations
         if set_valued:
             ks = torch.randint(lo, hi + 1, (len(x_val),), generator=gen).to(device)
@@ -466,9 +495,33 @@ def fit_cinn(
         "stopped_early": history.stopped_early,
         "online": online,
     }
+    if restart_calibration:
+        info["restart_calibration_errors"] = [round(c, 5) for c in restart_calibration]
+        info["restart_kept"] = restart_calibration.index(min(restart_calibration))
+        info["restart_calibration_seed"] = cal_seed
     return CINNEstimator(
         model, simulator=simulator, options=o, budget=budget, score=SummaryMahalanobis.fit(h), info=info
     )
+
+
+@torch.no_grad()
+def _held_out_calibration(
+    model: ConditionalINN, theta: torch.Tensor, x: torch.Tensor, set_size: int, seed: int
+) -> float:
+    """Marginal calibration error (thesis sec. 4.2) of ``model`` on held-out simulations, 200 draws each.
+
+    Sets are scored at their largest size. The latent draws come from ``seed``, so that restarts are compared on the
+    same draws.
+    """
+    from inference.evaluation.diagnostics import calibration_error
+
+    if model.set_valued:
+        x = x[:, :set_size]
+    generator = torch.Generator().manual_seed(seed)
+    z = torch.randn((_CALIBRATION_DRAWS, len(theta), model.dim), generator=generator).to(theta)
+    h = model.summarize(x)
+    draws = model.flow.sample_inverse(z, h) * model.theta_std + model.theta_mean
+    return float(calibration_error(draws.cpu(), theta.cpu()).error)
 
 
 @torch.no_grad()

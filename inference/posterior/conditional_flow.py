@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inference.posterior.coupling import AffineCoupling, Permutation
+from inference.posterior.coupling import AffineCoupling, Permutation, soft_clamp
 from zoo.splines import SplineCoupling
 
 
@@ -84,12 +84,10 @@ class ConditionalFlow(nn.Module):
                 terms[i] = tuple(_first_layer_terms(net, layer, c) for net in (layer.net1, layer.net2))
         return terms
 
-    @torch.no_grad()
     def sample_inverse(
         self, z: torch.Tensor, c: torch.Tensor, *, terms: dict[int, tuple] | None = None
     ) -> torch.Tensor:
-        """x = f^{-1}(z; c) for many draws per condition, without log-determinants or gradients (the sampling fast
-        path; :meth:`inverse` is differentiable).
+        """x = f^{-1}(z; c) for many draws per condition, without log-determinants (the sampling fast path).
 
         Arguments:
             z: latent draws, shape (n, B, D).
@@ -132,9 +130,9 @@ _OUTER_MAX = 4  # block inputs up to this width enter the first layer as rank-1 
 _FUSED_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
-def _linear(a: torch.Tensor, layer: nn.Linear, relu: bool) -> torch.Tensor:
-    """``layer(a)``, then ReLU in place if ``relu``; fused by oneDNN for float32 on the CPU where available."""
-    if _FUSED_LINEAR and a.dtype == torch.float32 and a.device.type == "cpu" and layer.bias is not None:
+def _linear(a: torch.Tensor, layer: nn.Linear, relu: bool, fused: bool) -> torch.Tensor:
+    """``layer(a)``, then ReLU if ``relu``; with ``fused``, by oneDNN for float32 on the CPU where available."""
+    if fused and _FUSED_LINEAR and a.dtype == torch.float32 and a.device.type == "cpu" and layer.bias is not None:
         return torch.ops.mkldnn._linear_pointwise(a, layer.weight, layer.bias, "relu" if relu else "none", [], "")
     out = F.linear(a, layer.weight, layer.bias)
     return out.relu_() if relu else out
@@ -174,6 +172,7 @@ def _affine_inverse_shared(block: AffineCoupling, u1: torch.Tensor, u2: torch.Te
     """
 
     def undo(net: nn.Sequential, h: torch.Tensor, u: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor, out):
+        # out: where to write the result, or None to differentiate through it (no fused or in-place tail ops)
         # F.linear on the (n, B, .) activations and in-place elementwise steps: sampling is memory-bound at these
         # widths, and F.linear beat torch.mm / addmm on reshaped rows by 20-40% here
         a = _first_layer(h, w_t, bias)
@@ -183,7 +182,7 @@ def _affine_inverse_shared(block: AffineCoupling, u1: torch.Tensor, u2: torch.Te
             module = modules[i]
             if isinstance(module, nn.Linear):
                 relu = i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU)
-                a = _linear(a, module, relu)
+                a = _linear(a, module, relu, fused=out is not None)
                 i += 1 + relu
                 continue
             a = a.relu_() if isinstance(module, nn.ReLU) else module(a)
@@ -192,10 +191,15 @@ def _affine_inverse_shared(block: AffineCoupling, u1: torch.Tensor, u2: torch.Te
         # (u - t) * exp(-soft_clamp(s)) with soft_clamp(s) = c tanh(s / c) = c (2 sigmoid(2 s / c) - 1), in place:
         # torch's tanh took 3.2 ns per float here, its sigmoid under 1
         c = block.clamp
+        if out is None:
+            return (u - t) * torch.exp(-soft_clamp(s, c))
         scale = torch.mul(s, 2.0 / c).sigmoid_().mul_(-2.0 * c).add_(c).exp_()
         return torch.sub(u, t, out=out).mul_(scale)
 
     (w1, b1), (w2, b2) = terms
+    if torch.is_grad_enabled() and any(p.requires_grad for p in block.parameters()):
+        x2 = undo(block.net2, u1, u2, w2, b2, None)  # differentiable (e.g. the fiber model's fiber loss)
+        return torch.cat((undo(block.net1, x2, u1, w1, b1, None), x2), -1)
     x = u1.new_empty(*u1.shape[:-1], u1.shape[-1] + u2.shape[-1])  # x1 and x2 are written into it: no cat
     x2 = undo(block.net2, u1, u2, w2, b2, x[..., block.d1 :])
     undo(block.net1, x2, u1, w1, b1, x[..., : block.d1])

@@ -451,9 +451,9 @@ def fit_cinn(
         checkpoint_every=o.val_every if o.checkpoint_dir else 0,
     )
     t0 = time.perf_counter()
-    restart_calibration = []
+    restart_calibration = []  # held-out calibration error of each restart (restarts > 1)
     cal_seed = int(torch.randint(0, 2**31 - 1, (), generator=gen)) if o.restarts > 1 else 0
-    best = None  # (held-out calibration error, model, history)
+    kept = None  # (model, history) of the best restart so far
 
     def checkpoints(r: int) -> str | None:
         if o.checkpoint_dir is None or o.restarts == 1:
@@ -478,11 +478,12 @@ def fit_cinn(
             desc="cinn" if o.restarts == 1 else f"cinn {r + 1}/{o.restarts}",
         )
         if o.restarts > 1:
-            restart_calibration.append(_held_out_calibration(model, theta_val, x_val, hi, cal_seed))
-            if best is None or restart_calibration[-1] < best[0]:
-                best = (restart_calibration[-1], model, history)
-    if best is not None:
-        _, model, history = best
+            error = _held_out_calibration(model, theta_val, x_val, hi, cal_seed)
+            if error < min(restart_calibration, default=math.inf):
+                kept = (model, history)
+            restart_calibration.append(error)
+    if kept is not None:
+        model, history = kept
     with torch.no_grad():  # reference summaries for the misspecification score: held-out simulations
         if set_valued:
             ks = torch.randint(lo, hi + 1, (len(x_val),), generator=gen).to(device)
@@ -521,10 +522,8 @@ def _held_out_calibration(
 
     if model.set_valued:
         x = x[:, :set_size]
-    generator = torch.Generator().manual_seed(seed)
-    z = torch.randn((_CALIBRATION_DRAWS, len(theta), model.dim), generator=generator).to(theta)
     h = model.summarize(x)
-    draws = model.flow.sample_inverse(z, h) * model.theta_std + model.theta_mean
+    draws = model.sample_given(_CALIBRATION_DRAWS, h, generator=torch.Generator(h.device).manual_seed(seed))
     return float(calibration_error(draws.cpu(), theta.cpu()).error)
 
 

@@ -48,6 +48,10 @@ class TrainConfig:
         patience: stop after this many validations without improvement (0 disables early stopping);
             the best weights are restored at the end.
         checkpoint_every: write a checkpoint every this many steps (needs ``checkpoint_dir``).
+        skip_nonfinite: steps in a row whose loss or gradient norm is NaN or infinite that are skipped (no update,
+            as AMP's gradient scaler does) before the run counts as diverged; 0 (default): the first one stops it.
+            A rare extreme batch (e.g. a far-out backward draw) then costs one step instead of the run; weights
+            that have really gone bad keep failing and still stop the run.
     """
 
     steps: int = 1000
@@ -60,6 +64,7 @@ class TrainConfig:
     val_every: int = 0
     patience: int = 0
     checkpoint_every: int = 0
+    skip_nonfinite: int = 0
 
     def __post_init__(self) -> None:
         if self.steps < 0:
@@ -79,6 +84,7 @@ class TrainHistory:
     best_val: float = math.inf
     best_step: int = -1
     stopped_early: bool = False
+    skipped_steps: int = 0
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -145,6 +151,7 @@ def train(
         best_state = load_file(str(ckpt / "best.safetensors"))
     last_good = _clone_state(model)
     bad_vals = 0
+    bad_steps = 0
     window: dict[str, float] = {}
     n_window = 0
     t0 = time.perf_counter()
@@ -155,20 +162,32 @@ def train(
             group["lr"] = config.lr * lr_factor(step, config)
         terms = loss_fn(batches(step), step)
         loss = terms["loss"]
-        if not torch.isfinite(loss):
-            model.load_state_dict(last_good)
-            where = ""
-            if ckpt is not None:
-                _save_checkpoint(ckpt, model, opt, step, history)
-                where = f"; last good weights saved in {ckpt}"
-            raise TrainingDiverged(
-                f"loss became {loss.item()} at step {step}{where}; lower the learning rate (lr={config.lr}) "
-                "or tighten gradient clipping"
-            )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            # the global norm is computed either way (max_norm inf scales by 1), to catch a NaN / inf gradient
+            # before it reaches the weights
+            clip = config.grad_clip if config.grad_clip is not None else math.inf
+            finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(params, clip)))
+        if not finite:
+            bad_steps += 1
+            history.skipped_steps += 1
+            opt.zero_grad(set_to_none=True)
+            if bad_steps > config.skip_nonfinite:
+                model.load_state_dict(last_good)
+                where = ""
+                if ckpt is not None:
+                    _save_checkpoint(ckpt, model, opt, step, history)
+                    where = f"; last good weights saved in {ckpt}"
+                what = f"loss became {loss.item()}" if not torch.isfinite(loss) else "gradient became non-finite"
+                streak = f" ({bad_steps} steps in a row)" if bad_steps > 1 else ""
+                raise TrainingDiverged(
+                    f"{what} at step {step}{streak}{where}; lower the learning rate (lr={config.lr}) "
+                    "or tighten gradient clipping"
+                )
+            continue
+        bad_steps = 0
         opt.step()
         if step % 10 == 0:
             last_good = _clone_state(model)

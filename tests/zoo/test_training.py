@@ -1,0 +1,53 @@
+"""The shared training loop: non-finite steps are skipped up to a limit, then the run stops on the last good weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from zoo.training import TrainConfig, TrainingDiverged, train
+
+
+def _regression(bad_steps: set[int], bad: str = "loss"):
+    """A linear fit of y = 3 x whose loss (or gradient) is non-finite at ``bad_steps``."""
+    model = torch.nn.Linear(1, 1)
+    x = torch.linspace(-1, 1, 64).unsqueeze(-1)
+    y = 3 * x
+
+    def loss_fn(batch, step):
+        loss = ((model(x) - y) ** 2).mean()
+        if step in bad_steps:
+            if bad == "loss":
+                loss = loss * float("nan")
+            else:  # finite loss, infinite gradient: d/dw sqrt(w - w) at 0
+                w = model.weight
+                loss = loss + (w - w.detach()).sqrt().sum()
+        return {"loss": loss}
+
+    return model, loss_fn
+
+
+def test_isolated_nonfinite_steps_are_skipped_and_the_run_still_converges():
+    model, loss_fn = _regression({3, 7, 20})
+    config = TrainConfig(steps=300, lr=0.05, schedule="constant", skip_nonfinite=1)
+    history = train(model, loss_fn, lambda step: None, config=config, progress=False)
+    assert history.skipped_steps == 3
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    # the fit converges regardless: y = 3 x is exactly representable and Adam at lr 0.05 gets there in 300 steps
+    assert model.weight.item() == pytest.approx(3.0, abs=1e-2)
+
+
+@pytest.mark.parametrize("bad", ["loss", "gradient"])
+def test_more_nonfinite_steps_in_a_row_than_allowed_stop_the_run_on_finite_weights(bad):
+    model, loss_fn = _regression({10, 11, 12}, bad)
+    config = TrainConfig(steps=100, lr=0.05, skip_nonfinite=2)
+    with pytest.raises(TrainingDiverged, match=r"at step 12 \(3 steps in a row\)"):
+        train(model, loss_fn, lambda step: None, config=config, progress=False)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_by_default_the_first_nonfinite_gradient_stops_the_run_before_it_reaches_the_weights():
+    model, loss_fn = _regression({5}, "gradient")
+    with pytest.raises(TrainingDiverged, match="gradient became non-finite at step 5;"):
+        train(model, loss_fn, lambda step: None, config=TrainConfig(steps=50), progress=False)
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -166,10 +166,7 @@ def train(
         if finite:
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            # the global norm is computed either way (max_norm inf scales by 1), to catch a NaN / inf gradient
-            # before it reaches the weights
-            clip = config.grad_clip if config.grad_clip is not None else math.inf
-            finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(params, clip)))
+            finite = _clip_gradients(params, config.grad_clip)
         if not finite:
             bad_steps += 1
             history.skipped_steps += 1
@@ -232,6 +229,18 @@ def train(
     if ckpt is not None:
         _save_checkpoint(ckpt, model, opt, config.steps if not history.stopped_early else step + 1, history)
     return history
+
+
+def _clip_gradients(params: list[torch.nn.Parameter], max_norm: float | None) -> bool:
+    """Clip the gradients' global norm to ``max_norm`` (``None``: no clipping); ``False`` if the norm is NaN / inf.
+
+    The norm is computed either way, to catch a non-finite gradient before it reaches the weights. A norm that
+    overflows float32 (gradient entries beyond ~1e19) counts as non-finite too: it only happened here in runs whose
+    weights were already blowing up (arm INN, backward draws of 1e12), which should stop rather than go on.
+    """
+    # with a non-finite norm clip_grad_norm_ zeroes or poisons the gradients: the caller skips the step anyway
+    norm = torch.nn.utils.clip_grad_norm_(params, math.inf if max_norm is None else max_norm)
+    return bool(torch.isfinite(norm))
 
 
 def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

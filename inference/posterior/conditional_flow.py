@@ -105,6 +105,9 @@ class ConditionalFlow(nn.Module):
         """
         if terms is None:
             terms = self.condition_terms(c)
+        grads = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
+        if not grads and all(isinstance(layer, (AffineCoupling, Permutation)) for layer in self.layers):
+            return self._sample_inverse_by_rows(z, terms)
         perm = None  # pending permutation: the current vector is z[..., perm]
         for i in reversed(range(len(self.layers))):
             layer = self.layers[i]
@@ -122,6 +125,33 @@ class ConditionalFlow(nn.Module):
                     z, perm = z[..., perm], None
                 z, _ = layer.inverse(z, c.expand(*z.shape[:-1], c.shape[-1]))
         return z if perm is None else z[..., perm]
+
+    def _sample_inverse_by_rows(self, z: torch.Tensor, terms: dict[int, tuple]) -> torch.Tensor:
+        """:meth:`sample_inverse` of an affine flow without gradients, on the (D, rows) transpose of the draws.
+
+        Every coordinate of the draws is then one contiguous row: a block's halves are row slices, each
+        subnetwork's output layer is computed transposed (``W a^T + b``, shape (2 d, rows)), and the elementwise
+        steps of the coupling run on contiguous rows instead of 2-wide strided columns of (rows, D) tensors.
+        """
+        n, b, dim = z.shape
+        state = z.reshape(n * b, dim).T.contiguous()  # (D, R), R = n * b, row r = draw r // b of observation r % b
+        out_buf = state.new_empty(2 * dim, n * b)  # the output layers' (2 d, R) results, one block at a time
+        perm = None  # pending permutation: the current vector is state[perm]
+        for i in reversed(range(len(self.layers))):
+            layer = self.layers[i]
+            if isinstance(layer, Permutation):
+                perm = layer.inv if perm is None else perm[layer.inv]
+                continue
+            u = state if perm is None else state.index_select(0, perm)
+            u1, u2 = u[: layer.d1], u[layer.d1 :]
+            (w1, b1), (w2, b2) = terms[i]
+            new = torch.empty_like(state)
+            x2 = _undo_by_rows(layer, layer.net2, u1, u2, w2, b2, (n, b), out_buf, new[layer.d1 :])
+            _undo_by_rows(layer, layer.net1, x2, u1, w1, b1, (n, b), out_buf, new[: layer.d1])
+            state, perm = new, None
+        if perm is not None:
+            state = state.index_select(0, perm)
+        return state.T.reshape(n, b, dim)
 
 
 _OUTER_MAX = 4  # block inputs up to this width enter the first layer as rank-1 updates instead of a matmul
@@ -204,6 +234,50 @@ def _affine_inverse_shared(block: AffineCoupling, u1: torch.Tensor, u2: torch.Te
     x2 = undo(block.net2, u1, u2, w2, b2, x[..., block.d1 :])
     undo(block.net1, x2, u1, w1, b1, x[..., : block.d1])
     return x
+
+
+def _undo_by_rows(
+    block: AffineCoupling,
+    net: nn.Sequential,
+    h: torch.Tensor,
+    u: torch.Tensor,
+    w_t: torch.Tensor,
+    bias: torch.Tensor,
+    shape: tuple[int, int],
+    out_buf: torch.Tensor,
+    out: torch.Tensor,
+) -> torch.Tensor:
+    """One half of :func:`_affine_inverse_shared` on transposed draws: ``(u - t) exp(-clamp(s))`` into ``out``.
+
+    ``h`` (d, R) feeds the subnetwork ``net`` whose first-layer terms are ``(w_t, bias)``; ``u`` and ``out`` are
+    (d', R); ``shape`` is ``(n, B)`` with ``R = n B``; ``out_buf`` (>= 2 d', R) holds the output layer's result.
+    """
+    n, b = shape
+    if w_t.shape[0] > _OUTER_MAX:
+        a = F.linear(h.T, w_t.T).view(n, b, -1).add_(bias)
+    else:  # rank-1 updates, as in _first_layer; each h[j] is a contiguous row here
+        a = torch.addcmul(bias, h[0].view(n, b, 1), w_t[0])
+        for j in range(1, w_t.shape[0]):
+            a.addcmul_(h[j].view(n, b, 1), w_t[j])
+    a = a.view(n * b, -1)
+    modules = list(net)[1:-1]
+    i = 0
+    while i < len(modules):
+        module = modules[i]
+        if isinstance(module, nn.Linear):
+            relu = i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU)
+            a = _linear(a, module, relu, fused=True)
+            i += 1 + relu
+            continue
+        a = a.relu_() if isinstance(module, nn.ReLU) else module(a)
+        i += 1
+    last = net[-1]
+    d = u.shape[0]
+    o = torch.addmm(last.bias.unsqueeze(1), last.weight, a.T, out=out_buf[: 2 * d])  # (2 d, R): s rows, then t rows
+    s, t = o[:d], o[d:]
+    c = block.clamp
+    scale = torch.mul(s, 2.0 / c).sigmoid_().mul_(-2.0 * c).add_(c).exp_()  # exp(-c tanh(s / c)), see above
+    return torch.sub(u, t, out=out).mul_(scale)
 
 
 def build_flow(

@@ -101,6 +101,7 @@ class INNOptions:
         weight_decay: Adam weight decay.
         schedule: learning-rate schedule of :class:`zoo.training.TrainConfig` (``"cosine"`` decays to 1%; the
             reference decays exponentially to 2%).
+        warmup: steps of linear learning-rate warm-up before the schedule (0: none).
         grad_clip: global gradient-norm clip (the reference clamps each gradient entry to +-15 instead).
         skip_nonfinite: steps in a row with a NaN / infinite loss or gradient that are skipped before the run
             counts as diverged (see :class:`zoo.training.TrainConfig`): a rare far-out backward draw can overflow
@@ -153,6 +154,7 @@ class INNOptions:
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 1e-5
     schedule: str = "cosine"
+    warmup: int = 0
     grad_clip: float | None = 10.0
     skip_nonfinite: int = 10
     weight_y: float = 1.0
@@ -741,6 +743,7 @@ def fit_inn(
         betas=o.betas,
         weight_decay=o.weight_decay,
         schedule=o.schedule,
+        warmup=o.warmup,
         grad_clip=o.grad_clip,
         skip_nonfinite=o.skip_nonfinite,
         val_every=o.val_every if val_loss else 0,

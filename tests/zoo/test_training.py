@@ -19,6 +19,8 @@ def _regression(bad_steps: set[int], bad: str = "loss"):
         if step in bad_steps:
             if bad == "loss":
                 loss = loss * float("nan")
+            elif bad == "huge":  # finite gradient entries of 1e25 whose float32 norm (1e50) overflows
+                loss = loss + 1e25 * model.weight.sum()
             else:  # finite loss, infinite gradient: d/dw sqrt(w - w) at 0
                 w = model.weight
                 loss = loss + (w - w.detach()).sqrt().sum()
@@ -50,4 +52,13 @@ def test_by_default_the_first_nonfinite_gradient_stops_the_run_before_it_reaches
     model, loss_fn = _regression({5}, "gradient")
     with pytest.raises(TrainingDiverged, match="gradient became non-finite at step 5;"):
         train(model, loss_fn, lambda step: None, config=TrainConfig(steps=50), progress=False)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_gradient_norm_that_overflows_counts_as_nonfinite():
+    # entries of 1e25: finite, but their float32 norm (1e50) is not; such runs were blowing up (see _clip_gradients)
+    model, loss_fn = _regression({5, 9}, "huge")
+    config = TrainConfig(steps=50, skip_nonfinite=1)
+    history = train(model, loss_fn, lambda step: None, config=config, progress=False)
+    assert history.skipped_steps == 2
     assert all(torch.isfinite(p).all() for p in model.parameters())

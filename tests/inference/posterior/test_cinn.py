@@ -130,6 +130,22 @@ def test_posterior_is_per_observation(arm_estimator):
         assert torch.allclose(joint[:, i], alone[:, 0], atol=1e-5)
 
 
+def test_threaded_sampling_equals_single_threaded_sampling(arm_estimator):
+    # with several torch threads the chunks run on Python threads, each op on one thread: same ops, same draws
+    x = simulators.get("arm").simulate(torch.randn(4096, 4, generator=torch.Generator().manual_seed(3)) * 0.3)
+    post = arm_estimator.posterior(x)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = post.sample(20, generator=torch.Generator().manual_seed(4))  # 3 chunks of 8 draws x 4096
+        torch.set_num_threads(2)
+        threaded = post.sample(20, generator=torch.Generator().manual_seed(4))
+        assert torch.get_num_threads() == 2  # restored after the threaded passes
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(threaded, alone)
+
+
 def test_training_lowers_the_validation_loss(arm_estimator):
     # a standard normal latent with the identity flow scores 0.5 log(2 pi e) ~ 1.42 nats per dimension
     assert arm_estimator.info["best_val_loss"] < 0.5 * math.log(2 * math.pi * math.e) - 0.3

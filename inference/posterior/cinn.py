@@ -49,9 +49,11 @@ from zoo.training import TrainConfig, train
 
 _PILOT = 20_000  # simulations for the standardization statistics in online training
 _CALIBRATION_DRAWS = 200  # per held-out simulation, to compare restarts (5000 x 200: ~1 s)
-# draws x observations per inverse pass: 2^15 (arm-cinn, one thread: 4.8e5 / 5.8e5 / 6.4e5 draws/s at 2^13 / 2^14 /
-# 2^15; the 12 x 32 activations of a pass then take 4 MB)
+# draws x observations per inverse pass (arm-cinn, 12 x 32): on one thread 2^15 (4.8e5 / 5.8e5 / 6.4e5 draws/s at
+# 2^13 / 2^14 / 2^15; its activations take 4 MB); with a pass per Python thread 2^14 (2 threads: 7.8e5 / 9.4e5-1.03e6 /
+# 8.5e5-8.8e5 at 2^13 / 2^14 / 2^15: two passes share the cache)
 _CHUNK = 1 << 15
+_CHUNK_THREADED = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -185,18 +187,20 @@ class ConditionalINN(nn.Module):
         """Draw n samples for each summary h of shape (B, C): returns (n, B, D).
 
         The latent draws fill the output, which the inverse passes then overwrite chunk by chunk (2^15 draws x
-        observations each), so memory stays at one output tensor. On the CPU with more than one torch thread and
-        gradients off, the chunks are spread over that many Python threads, each running its ops on one torch
-        thread (torch releases the GIL inside ops), instead of splitting every op over the threads: the ops of a
-        chunk are small (a few MB) and memory-bound, and per-op splitting scaled 1.4x on 2 cores, per-chunk
-        threads 1.7x (arm-cinn). While they run, ``torch.get_num_threads()`` is 1 process-wide.
+        observations each; 2^14 when threaded), so memory stays at one output tensor. On the CPU with more than one
+        torch thread and gradients off, the chunks are spread over that many Python threads, each running its ops
+        on one torch thread (torch releases the GIL inside ops), instead of splitting every op over the threads:
+        the ops of a chunk are small (a few MB), and on 2 cores per-op splitting sampled arm-cinn 1.4x faster than
+        one thread, per-chunk threads 1.5-1.7x. While they run, ``torch.get_num_threads()`` is 1 process-wide.
         """
         b = h.shape[0]
         out = torch.empty((n, b, self.dim), device=h.device, dtype=h.dtype).normal_(generator=generator)
         if n == 0 or b == 0:
             return out
         terms = self.flow.condition_terms(h)
-        per = max(1, _CHUNK // b)
+        torch_threads = torch.get_num_threads()
+        threaded = torch_threads > 1 and h.device.type == "cpu" and not torch.is_grad_enabled()
+        per = max(1, (_CHUNK_THREADED if threaded else _CHUNK) // b)
         starts = range(0, n, per)
         if torch.is_grad_enabled():  # differentiable: out-of-place chunks
             chunks = [self.flow.sample_inverse(out[i : i + per], h, terms=terms) for i in starts]
@@ -208,9 +212,8 @@ class ConditionalINN(nn.Module):
                 x = self.flow.sample_inverse(chunk, h, terms=terms)  # done reading chunk before it is overwritten
                 torch.mul(x, self.theta_std, out=chunk).add_(self.theta_mean)
 
-        torch_threads = torch.get_num_threads()
-        threads = min(torch_threads, len(starts))
-        if threads == 1 or h.device.type != "cpu":
+        threads = min(torch_threads, len(starts)) if threaded else 1
+        if threads == 1:
             for start in starts:
                 one(start)
             return out

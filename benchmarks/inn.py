@@ -53,9 +53,9 @@ from inference.posterior.inn import INNOptions, fit_inn  # noqa: E402
 # - L_x weight 2000 instead of 500: keeps the draws inside the prior (calibration 0.67% -> 0.29% at 1500 steps);
 # - the forward fit on re-simulated draws (weight_resim 100, a zoo addition): fits f_y where the draws land, 0.040
 #   -> 0.032 alone at weight 30; 0.0183 -> 0.0168 at 8000 steps from weight 30 to 100;
-# - a linear learning-rate warm-up over the first 500 steps: without it, 4 of 11 trainings at these or nearby settings
+# - a linear learning-rate warm-up over the first 500 steps: without it, 6 of 16 trainings at these or nearby settings
 #   blew up early (steps 300-3900, on the CPU and on a GPU); with it seeds 0 and 1 both train (docs/inn.md);
-# - 8000 steps: about 9 minutes on 2 quiet cores (the target is 15);
+# - 8000 steps: 664 s on 2 quiet cores (the target is 15 minutes);
 # - no validation-based weight selection: the validation loss is dominated by L_x, and picked step 1000 of 1500.
 ARM = INNOptions(
     blocks=6,

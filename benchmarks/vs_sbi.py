@@ -48,7 +48,8 @@ FMPE (flow matching)                        | 1e5  | 9 min     | 358     | 0.45%
 thesis INN (table 4.1; 1e6 sims)            | 1e6  |           |         | 0.96%  | 0.0139       |"""
 
 CINN_OPTIONS = {"blocks": 12, "hidden": 32, "steps": 10_000, "batch_size": 512, "val_every": 500}
-"""The cINN configuration of the shipped arm estimator (zoo/estimators.py records its exact command)."""
+"""The cINN configuration of the peer table (the shipped ``arm-cinn`` is 10 x 32 with 3 restarts, for sampling
+speed; zoo/estimators.py records its exact command)."""
 
 SampleFn = Callable[[torch.Tensor, int], torch.Tensor]  # (x (N, 2), n) -> (n, N, 4)
 

@@ -167,7 +167,15 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             finite = _clip_gradients(params, config.grad_clip)
-        if not finite:
+        if finite:
+            bad_steps = 0
+            opt.step()
+            if step % 10 == 0:
+                last_good = _clone_state(model)
+            for k, v in terms.items():
+                window[k] = window.get(k, 0.0) + float(v.detach())
+            n_window += 1
+        else:  # skipped: no update, not logged; validation and checkpoints below still run on schedule
             bad_steps += 1
             history.skipped_steps += 1
             opt.zero_grad(set_to_none=True)
@@ -183,16 +191,7 @@ def train(
                     f"{what} at step {step}{streak}{where}; lower the learning rate (lr={config.lr}) "
                     "or tighten gradient clipping"
                 )
-            continue
-        bad_steps = 0
-        opt.step()
-        if step % 10 == 0:
-            last_good = _clone_state(model)
-
-        for k, v in terms.items():
-            window[k] = window.get(k, 0.0) + float(v.detach())
-        n_window += 1
-        if (step + 1) % log_every == 0 or step + 1 == config.steps:
+        if n_window and ((step + 1) % log_every == 0 or step + 1 == config.steps):
             mean = {k: v / n_window for k, v in window.items()}
             history.steps.append(step + 1)
             history.train.append(mean)

@@ -198,13 +198,14 @@ class ConditionalINN(nn.Module):
         if n == 0 or b == 0:
             return out
         terms = self.flow.condition_terms(h)
+        if torch.is_grad_enabled():  # differentiable: out-of-place chunks
+            per = max(1, _CHUNK // b)
+            chunks = [self.flow.sample_inverse(out[i : i + per], h, terms=terms) for i in range(0, n, per)]
+            return torch.cat(chunks) * self.theta_std + self.theta_mean
         torch_threads = torch.get_num_threads()
-        threaded = torch_threads > 1 and h.device.type == "cpu" and not torch.is_grad_enabled()
+        threaded = torch_threads > 1 and h.device.type == "cpu"
         per = max(1, (_CHUNK_THREADED if threaded else _CHUNK) // b)
         starts = range(0, n, per)
-        if torch.is_grad_enabled():  # differentiable: out-of-place chunks
-            chunks = [self.flow.sample_inverse(out[i : i + per], h, terms=terms) for i in starts]
-            return torch.cat(chunks) * self.theta_std + self.theta_mean
 
         def one(start: int) -> None:
             with torch.no_grad():  # grad mode is per thread

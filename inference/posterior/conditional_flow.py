@@ -106,7 +106,7 @@ class ConditionalFlow(nn.Module):
         if terms is None:
             terms = self.condition_terms(c)
         grads = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
-        if not grads and all(isinstance(layer, (AffineCoupling, Permutation)) for layer in self.layers):
+        if not grads and all(isinstance(layer, (AffineCoupling, Permutation, ActNorm)) for layer in self.layers):
             return self._sample_inverse_by_rows(z, terms)
         perm = None  # pending permutation: the current vector is z[..., perm]
         for i in reversed(range(len(self.layers))):
@@ -127,7 +127,8 @@ class ConditionalFlow(nn.Module):
         return z if perm is None else z[..., perm]
 
     def _sample_inverse_by_rows(self, z: torch.Tensor, terms: dict[int, tuple]) -> torch.Tensor:
-        """:meth:`sample_inverse` of an affine flow without gradients, on the (D, rows) transpose of the draws.
+        """:meth:`sample_inverse` of an affine flow (with or without ActNorm) without gradients, on the (D, rows)
+        transpose of the draws.
 
         Every coordinate of the draws is then one contiguous row: a block's halves are row slices, each
         subnetwork's output layer is computed transposed (``W a^T + b``, shape (2 d, rows)), and the elementwise
@@ -141,6 +142,11 @@ class ConditionalFlow(nn.Module):
             layer = self.layers[i]
             if isinstance(layer, Permutation):
                 perm = layer.inv if perm is None else perm[layer.inv]
+                continue
+            if isinstance(layer, ActNorm):
+                if perm is not None:
+                    state, perm = state.index_select(0, perm), None
+                state = (state - layer.shift[:, None]).mul_(torch.exp(-layer.log_scale)[:, None])
                 continue
             u = state if perm is None else state.index_select(0, perm)
             u1, u2 = u[: layer.d1], u[layer.d1 :]
@@ -160,9 +166,9 @@ _OUTER_MAX = 4  # block inputs up to this width enter the first layer as rank-1 
 _FUSED_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
-def _linear(a: torch.Tensor, layer: nn.Linear, relu: bool, fused: bool) -> torch.Tensor:
-    """``layer(a)``, then ReLU if ``relu``; with ``fused``, by oneDNN for float32 on the CPU where available."""
-    if fused and _FUSED_LINEAR and a.dtype == torch.float32 and a.device.type == "cpu" and layer.bias is not None:
+def _linear(a: torch.Tensor, layer: nn.Linear, relu: bool) -> torch.Tensor:
+    """``layer(a)``, then ReLU if ``relu`` (in place; no gradients); by oneDNN for float32 on the CPU if available."""
+    if _FUSED_LINEAR and a.dtype == torch.float32 and a.device.type == "cpu" and layer.bias is not None:
         return torch.ops.mkldnn._linear_pointwise(a, layer.weight, layer.bias, "relu" if relu else "none", [], "")
     out = F.linear(a, layer.weight, layer.bias)
     return out.relu_() if relu else out
@@ -198,42 +204,20 @@ def _affine_inverse_shared(block: AffineCoupling, u1: torch.Tensor, u2: torch.Te
 
     The block's subnetworks see ``cat(h, c)``; splitting the first weight matrix as ``W = [W_h, W_c]`` gives
     ``W cat(h, c) + b = W_h h + (W_c c + b)``, the bracket being per observation (``terms``, from
-    :func:`_first_layer_terms` for ``net1`` and ``net2``).
+    :func:`_first_layer_terms` for ``net1`` and ``net2``). Differentiable: without gradients, affine flows take
+    :meth:`ConditionalFlow._sample_inverse_by_rows` instead.
     """
 
-    def undo(net: nn.Sequential, h: torch.Tensor, u: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor, out):
-        # out: where to write the result, or None to differentiate through it (no fused or in-place tail ops).
-        # Layers act on the (n, B, .) activations directly: F.linear beat torch.mm / addmm on reshaped rows by
-        # 20-40% here, and each Linear followed by a ReLU is one _linear call
+    def undo(net: nn.Sequential, h: torch.Tensor, u: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor):
         a = _first_layer(h, w_t, bias)
-        modules = list(net)[1:]
-        i = 0
-        while i < len(modules):
-            module = modules[i]
-            if isinstance(module, nn.Linear):
-                relu = i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU)
-                a = _linear(a, module, relu, fused=out is not None)
-                i += 1 + relu
-                continue
-            a = a.relu_() if isinstance(module, nn.ReLU) else module(a)
-            i += 1
+        for module in list(net)[1:]:
+            a = module(a)
         s, t = a.chunk(2, -1)
-        # (u - t) * exp(-soft_clamp(s)) with soft_clamp(s) = c tanh(s / c) = c (2 sigmoid(2 s / c) - 1), in place:
-        # torch's tanh took 3.2 ns per float here, its sigmoid under 1
-        c = block.clamp
-        if out is None:
-            return (u - t) * torch.exp(-soft_clamp(s, c))
-        scale = torch.mul(s, 2.0 / c).sigmoid_().mul_(-2.0 * c).add_(c).exp_()
-        return torch.sub(u, t, out=out).mul_(scale)
+        return (u - t) * torch.exp(-soft_clamp(s, block.clamp))
 
     (w1, b1), (w2, b2) = terms
-    if torch.is_grad_enabled() and any(p.requires_grad for p in block.parameters()):
-        x2 = undo(block.net2, u1, u2, w2, b2, None)  # differentiable (e.g. the fiber model's fiber loss)
-        return torch.cat((undo(block.net1, x2, u1, w1, b1, None), x2), -1)
-    x = u1.new_empty(*u1.shape[:-1], u1.shape[-1] + u2.shape[-1])  # x1 and x2 are written into it: no cat
-    x2 = undo(block.net2, u1, u2, w2, b2, x[..., block.d1 :])
-    undo(block.net1, x2, u1, w1, b1, x[..., : block.d1])
-    return x
+    x2 = undo(block.net2, u1, u2, w2, b2)
+    return torch.cat((undo(block.net1, x2, u1, w1, b1), x2), -1)
 
 
 def _undo_by_rows(
@@ -249,24 +233,22 @@ def _undo_by_rows(
 ) -> torch.Tensor:
     """One half of :func:`_affine_inverse_shared` on transposed draws: ``(u - t) exp(-clamp(s))`` into ``out``.
 
+    Without gradients: oneDNN's fused linear + bias + ReLU for the hidden layers, the soft clamp in its sigmoid form
+    ``c tanh(s / c) = c (2 sigmoid(2 s / c) - 1)`` (torch's tanh took 3.2 ns per float here, its sigmoid under 1),
+    and in-place elementwise steps.
+
     ``h`` (d, R) feeds the subnetwork ``net`` whose first-layer terms are ``(w_t, bias)``; ``u`` and ``out`` are
     (d', R); ``shape`` is ``(n, B)`` with ``R = n B``; ``out_buf`` (>= 2 d', R) holds the output layer's result.
     """
     n, b = shape
-    if w_t.shape[0] > _OUTER_MAX:
-        a = F.linear(h.T, w_t.T).view(n, b, -1).add_(bias)
-    else:  # rank-1 updates, as in _first_layer; each h[j] is a contiguous row here
-        a = torch.addcmul(bias, h[0].view(n, b, 1), w_t[0])
-        for j in range(1, w_t.shape[0]):
-            a.addcmul_(h[j].view(n, b, 1), w_t[j])
-    a = a.view(n * b, -1)
+    a = _first_layer(h.T.view(n, b, -1), w_t, bias).view(n * b, -1)  # each input column h[j] is a contiguous row
     modules = list(net)[1:-1]
     i = 0
     while i < len(modules):
         module = modules[i]
         if isinstance(module, nn.Linear):
             relu = i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU)
-            a = _linear(a, module, relu, fused=True)
+            a = _linear(a, module, relu)
             i += 1 + relu
             continue
         a = a.relu_() if isinstance(module, nn.ReLU) else module(a)
@@ -276,7 +258,7 @@ def _undo_by_rows(
     o = torch.addmm(last.bias.unsqueeze(1), last.weight, a.T, out=out_buf[: 2 * d])  # (2 d, R): s rows, then t rows
     s, t = o[:d], o[d:]
     c = block.clamp
-    scale = torch.mul(s, 2.0 / c).sigmoid_().mul_(-2.0 * c).add_(c).exp_()  # exp(-c tanh(s / c)), see above
+    scale = torch.mul(s, 2.0 / c).sigmoid_().mul_(-2.0 * c).add_(c).exp_()  # exp(-c tanh(s / c))
     return torch.sub(u, t, out=out).mul_(scale)
 
 

@@ -104,9 +104,8 @@ class INNOptions:
         warmup: steps of linear learning-rate warm-up before the schedule (0: none).
         grad_clip: global gradient-norm clip (the reference clamps each gradient entry to +-15 instead).
         skip_nonfinite: steps in a row with a NaN / infinite loss or gradient that are skipped before the run
-            counts as diverged (see :class:`zoo.training.TrainConfig`): a rare far-out backward draw can overflow
-            one batch's MMD (seen on the arm at lr 3e-3 in 3 of 8 trainings, at steps 900-3900, each of which
-            otherwise ended the run).
+            counts as diverged (see :class:`zoo.training.TrainConfig`), so that one extreme batch does not end a
+            run; a run whose weights blow up (arm INN without warm-up: backward draws of 1e12) still stops.
         weight_y: weight of ``L_y``.
         weight_z: weight of ``L_z``.
         weight_x: weight of ``L_x`` (0 disables it: the "only L_y, L_z" ablation).

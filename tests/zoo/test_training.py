@@ -30,10 +30,12 @@ def _regression(bad_steps: set[int], bad: str = "loss"):
 
 
 def test_isolated_nonfinite_steps_are_skipped_and_the_run_still_converges():
-    model, loss_fn = _regression({3, 7, 20})
-    config = TrainConfig(steps=300, lr=0.05, schedule="constant", skip_nonfinite=1)
-    history = train(model, loss_fn, lambda step: None, config=config, progress=False)
+    model, loss_fn = _regression({3, 7, 19})
+    config = TrainConfig(steps=300, lr=0.05, schedule="constant", skip_nonfinite=1, val_every=10)
+    val = lambda: float(loss_fn(None, -1)["loss"])  # noqa: E731
+    history = train(model, loss_fn, lambda step: None, config=config, val_loss=val, progress=False)
     assert history.skipped_steps == 3
+    assert history.val_steps == list(range(10, 301, 10))  # step 19 was skipped, its validation (20) still ran
     assert all(torch.isfinite(p).all() for p in model.parameters())
     # the fit converges regardless: y = 3 x is exactly representable and Adam at lr 0.05 gets there in 300 steps
     assert model.weight.item() == pytest.approx(3.0, abs=1e-2)

@@ -66,14 +66,17 @@ def test_flow_is_invertible_and_log_det_matches_autograd(coupling, actnorm, gene
         assert torch.allclose(torch.linalg.slogdet(jac).logabsdet, log_det[i], atol=1e-6)
 
 
-# dim 4: the block halves (2) enter the first layer as rank-1 updates; dim 12: halves of 6 take the matmul path
-@pytest.mark.parametrize("coupling, dim", [("affine", 4), ("affine", 12), ("spline", 4)])
-def test_shared_condition_sampling_path_equals_the_plain_inverse(coupling, dim, generator):
-    flow = _perturbed_flow(coupling, True, generator, dim)
+# dim 4: the block halves (2) enter the first layer as rank-1 updates; dim 12: halves of 6 take the matmul path;
+# affine flows with and without ActNorm take the transposed (by-rows) path without gradients
+@pytest.mark.parametrize(
+    "coupling, dim, actnorm", [("affine", 4, False), ("affine", 4, True), ("affine", 12, True), ("spline", 4, True)]
+)
+def test_shared_condition_sampling_path_equals_the_plain_inverse(coupling, dim, actnorm, generator):
+    flow = _perturbed_flow(coupling, actnorm, generator, dim)
     z = torch.randn(5, 7, dim, generator=generator, dtype=torch.float64)
     c = torch.randn(7, 3, generator=generator, dtype=torch.float64)
     plain, _ = flow.inverse(z, c.expand(5, 7, 3))
-    with torch.no_grad():  # the sampling path: fused and in-place steps
+    with torch.no_grad():  # the sampling path: transposed, fused and in-place steps
         assert torch.allclose(flow.sample_inverse(z, c), plain, atol=1e-10)
     fast = flow.sample_inverse(z, c)  # with gradients (the fiber model trains through its samples)
     assert torch.allclose(fast, plain, atol=1e-10)

@@ -14,9 +14,9 @@ from zoo.architectures import realnvp
 
 
 def _flow(seed: int = 0) -> FlowPrior:
-    flow = realnvp(dim=2, num_layers=4, hidden=16)
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # the layers' default initialization draws from the global generator too
+        flow = realnvp(dim=2, num_layers=4, hidden=16)
         for p in flow.parameters():  # move away from the identity initialization
             p.add_(0.1 * torch.randn_like(p))
     return FlowPrior(flow, normalization={"mean": 1.0, "std": 0.5})

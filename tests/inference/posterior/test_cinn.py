@@ -44,7 +44,12 @@ def set_estimator():
 
 
 def _perturbed_flow(coupling, actnorm, generator, dim=4):
-    flow = build_flow(dim, cond_dim=3, coupling=coupling, blocks=3, hidden=16, actnorm=actnorm).double()
+    # built inside a seeded fork of the global RNG: the layers' default init draws from the global generator, so the
+    # network would otherwise depend on test order (the float32 round-off bound below failed for 10 of 800 global
+    # states)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        flow = build_flow(dim, cond_dim=3, coupling=coupling, blocks=3, hidden=16, actnorm=actnorm).double()
     with torch.no_grad():  # leave the identity initialization, so the test sees a non-trivial map
         for p in flow.parameters():
             p.add_(0.3 * torch.randn(p.shape, generator=generator, dtype=p.dtype))

@@ -1,23 +1,29 @@
-"""Posterior methods, result files, diagnostics and plots.
+"""Posterior methods, pipelines, result files, diagnostics and plots.
 
 ``inference.fit(simulator, method=..., budget=...)`` fits any registered method; ``inference.load(dir)`` rebuilds a
-saved estimator; ``inference.methods()`` lists the registered names. See :mod:`inference.api` for the interface.
+saved estimator; ``inference.methods()`` lists the registered names; ``inference.estimator_for(...)`` is the one
+resolution of saved / shipped / retrained / fitted estimators and ``inference.infer(estimator, x_o)`` the posterior
+run that ``zoo infer`` makes. See :mod:`inference.methods` for the interface.
 
-The package has three wings: :mod:`inference.posterior` (the posterior methods and their building blocks),
-:mod:`inference.fibers` (NDTM guidance, the conditional fiber model and fiber metrics) and
-:mod:`inference.evaluation` (calibration and diagnostics). Result files (:mod:`inference.results`) and plots
-(:mod:`inference.plots`) stay at the top: they are the only modules touching arviz/xarray and matplotlib.
+Wings: :mod:`inference.posterior` (posterior methods and their training data), :mod:`inference.networks` (shared
+flow blocks), :mod:`inference.fibers` (fiber methods: NDTM guidance, the conditional fiber model, refinement,
+metrics), :mod:`inference.evaluation` (calibration and diagnostics, color-MNIST scoring), :mod:`inference.results`
+(result objects; its ``netcdf`` module is the only one touching xarray / arviz) and :mod:`inference.plots` (the only
+matplotlib rooms).
 
 Built-in methods live in their own modules and register themselves on import (``register_method`` at the bottom of
 the module); importing :mod:`inference` imports them all.
 """
 
-from inference.api import (
+from inference.estimator_dir import EstimatorFiles, save_estimator
+from inference.infer import infer
+from inference.methods import (
     Estimator,
-    EstimatorFiles,
+    EstimatorChoice,
     MethodSpec,
     Posterior,
     UnknownMethodError,
+    estimator_for,
     fit,
     load,
     make_options,
@@ -25,17 +31,19 @@ from inference.api import (
     methods,
     read_estimator,
     register_method,
-    save_estimator,
 )
 from inference.posterior import abc, cinn, inn, mcmc  # noqa: F401  (registers the built-in methods)
 
 __all__ = [
     "Estimator",
+    "EstimatorChoice",
     "EstimatorFiles",
     "MethodSpec",
     "Posterior",
     "UnknownMethodError",
+    "estimator_for",
     "fit",
+    "infer",
     "load",
     "make_options",
     "method_spec",

@@ -1,28 +1,32 @@
 """One posterior run: an estimator and observations in, a :class:`~inference.results.PosteriorSamples` out.
 
-This is what ``zoo infer`` calls after fitting or loading an estimator. It draws the posterior for all observations in
-one batched call, adds prior draws (for comparison plots) and re-simulations of posterior draws (for the
-re-simulation check), and records provenance.
+This is what ``zoo infer`` calls after :func:`inference.estimator_for`. It takes the observations as given, or
+simulates them from parameters or a test case, draws the posterior for all of them in one batched call, adds prior
+draws (for comparison plots), re-simulations of posterior draws (the re-simulation check) and the misspecification
+score where the estimator has one, and records provenance.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import numpy as np
 import torch
 
 import simulators
-from inference.api import Estimator
+from inference.methods import Estimator
+from inference.options import options_dict
 from inference.results import PosteriorSamples
-from simulators import check_observation, check_theta
+from simulators import check_theta
 
 
 def infer(
     estimator: Estimator,
-    x_o: torch.Tensor,
+    x_o: torch.Tensor | None = None,
     *,
+    theta: torch.Tensor | None = None,
+    test_index: int | None = None,
+    test_seed: int = 0,
     n_samples: int = 1000,
     generator: torch.Generator | None = None,
     seed: int | None = None,
@@ -33,10 +37,17 @@ def infer(
 ) -> PosteriorSamples:
     """Draw the posterior of ``estimator`` for observations ``x_o`` and package it as a result.
 
+    The observations come from exactly one of ``x_o``, ``theta`` (simulated with ``generator``; the truth is
+    recorded) or ``test_index`` (case K of the simulated test set with base ``test_seed``, the same case as
+    ``zoo diagnose``'s case K: :func:`simulators.simulate_cases`).
+
     Arguments:
         estimator: a fitted or loaded estimator.
         x_o: one observation ``obs_shape`` or several ``(B, *obs_shape)``; for a set-valued simulator, sets
             ``(K, *element_shape)`` or ``(B, K, *element_shape)`` of any size K in its ``n_obs`` range.
+        theta: parameters to simulate observations from, shape (D,) or (B, D).
+        test_index: the index of a simulated test case.
+        test_seed: base seed of the simulated test set.
         n_samples: posterior draws per observation (all chains together).
         generator: source of randomness.
         seed: the generator's seed, recorded in the result.
@@ -46,17 +57,25 @@ def infer(
         fit_seconds: time spent fitting, added to the recorded wall time.
 
     Returns:
-        a :class:`PosteriorSamples` with draws shaped (chain, draw, observation, D).
+        a :class:`PosteriorSamples` with draws shaped (chain, draw, observation, D); with the misspecification
+        score per observation in ``sample_stats`` (``misspecification_distance``, ``misspecification_pvalue``) when
+        the estimator has one.
 
     Raises:
         ValueError: for an observation of the wrong shape or with non-finite values, a method returning draws of
             the wrong shape or non-finite draws.
     """
     sim = estimator.simulator
-    x_o = torch.as_tensor(x_o)
+    sources = [name for name, v in (("x_o", x_o), ("theta", theta), ("test_index", test_index)) if v is not None]
+    if len(sources) != 1:
+        raise ValueError(f"give exactly one of x_o, theta, test_index; got {', '.join(sources) or 'none'}")
+    if theta is not None:
+        theta_true = check_theta(torch.as_tensor(theta), len(sim.param_names), "theta")
+        x_o = sim.simulate(theta_true, generator=generator)
+    elif test_index is not None:
+        theta_true, x_o = simulators.simulate_cases(sim, [test_index], seed=test_seed)
+    x_o, obs_shape = simulators.validate_observation(sim, torch.as_tensor(x_o))
     set_valued = simulators.is_set_valued(sim)
-    obs_shape = simulators.set_shape(sim, x_o) if set_valued else tuple(sim.obs_shape)
-    x_o = check_observation(x_o, obs_shape)
     x = x_o.reshape(-1, *obs_shape)
     n_obs, dim = x.shape[0], len(sim.param_names)
     if not isinstance(n_samples, int) or n_samples < 1:
@@ -72,21 +91,21 @@ def infer(
     t0 = time.perf_counter()
     post = estimator.posterior(x)
     if hasattr(post, "sample_with_stats"):
-        theta, stats = post.sample_with_stats(n_samples, generator=generator)
+        samples, stats = post.sample_with_stats(n_samples, generator=generator)
     else:
-        theta, stats = post.sample(n_samples, generator=generator), {}
+        samples, stats = post.sample(n_samples, generator=generator), {}
     wall = time.perf_counter() - t0 + fit_seconds
-    if tuple(theta.shape) != (n_samples, n_obs, dim):
+    if tuple(samples.shape) != (n_samples, n_obs, dim):
         raise ValueError(
-            f"method {estimator.method!r} returned draws of shape {tuple(theta.shape)}, "
+            f"method {estimator.method!r} returned draws of shape {tuple(samples.shape)}, "
             f"expected {(n_samples, n_obs, dim)}"
         )
-    if not torch.isfinite(theta).all():
+    if not torch.isfinite(samples).all():
         raise ValueError(f"method {estimator.method!r} returned non-finite posterior draws")
     chains = int(getattr(post, "n_chains", 1))
     if n_samples % chains:
         raise ValueError(f"n_samples={n_samples} is not a multiple of the {chains} chains")
-    draws = theta.reshape(chains, n_samples // chains, n_obs, dim)
+    draws = samples.reshape(chains, n_samples // chains, n_obs, dim)
 
     stat_arrays = {}
     for k, v in stats.items():
@@ -114,6 +133,10 @@ def infer(
         else:
             err = (predictive - x).reshape(chains, k, n_obs, -1).norm(dim=-1)
         stat_arrays["resimulation_error"][:, :k] = err.detach().cpu().numpy()
+    if hasattr(estimator, "misspecification"):
+        score = estimator.misspecification(x)
+        stat_arrays["misspecification_distance"] = score.distance.reshape(n_obs).detach().cpu().numpy()
+        stat_arrays["misspecification_pvalue"] = score.p_value.reshape(n_obs).detach().cpu().numpy()
 
     return PosteriorSamples(
         draws=draws,
@@ -122,7 +145,7 @@ def infer(
         method=estimator.method,
         simulator=sim.name,
         simulator_options=dict(getattr(sim, "options", {}) or {}),
-        method_options=_options_dict(estimator.options),
+        method_options=options_dict(estimator.options),
         budget=estimator.budget,
         seed=seed,
         wall_time_s=wall,
@@ -132,9 +155,3 @@ def infer(
         predictive=predictive,
         sample_stats=stat_arrays,
     )
-
-
-def _options_dict(options) -> dict:
-    if dataclasses.is_dataclass(options):
-        return dataclasses.asdict(options)
-    return dict(options or {})

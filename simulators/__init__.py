@@ -3,9 +3,17 @@
 from simulators.arm import Arm
 from simulators.color_mnist import ColorMNIST
 from simulators.gaussian_mixture import GaussianMixture
-from simulators.protocol import Simulator, check_observation, check_theta, is_set_valued, set_shape
-from simulators.registry import UnknownSimulatorError, get, names, options, register
-from simulators.sampling import sample_prior
+from simulators.protocol import (
+    Simulator,
+    check_finite,
+    check_observation,
+    check_theta,
+    is_set_valued,
+    set_shape,
+    validate_observation,
+)
+from simulators.registry import Registry, UnknownSimulatorError, get, names, options, register
+from simulators.sampling import chunk_generator, sample_prior, simulate_cases
 from simulators.table import read_table, simulate_table
 from simulators.tissue import Tissue
 
@@ -18,10 +26,13 @@ __all__ = [
     "Arm",
     "ColorMNIST",
     "GaussianMixture",
+    "Registry",
     "Simulator",
     "UnknownSimulatorError",
+    "check_finite",
     "check_observation",
     "check_theta",
+    "chunk_generator",
     "get",
     "is_set_valued",
     "names",
@@ -30,5 +41,7 @@ __all__ = [
     "read_table",
     "sample_prior",
     "set_shape",
+    "simulate_cases",
     "simulate_table",
+    "validate_observation",
 ]

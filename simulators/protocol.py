@@ -52,7 +52,7 @@ def check_theta(theta: torch.Tensor, dim: int, name: str = "theta") -> torch.Ten
         raise ValueError(f"{name} must have shape (*, {dim}), got {tuple(theta.shape)}")
     if not theta.is_floating_point():
         raise ValueError(f"{name} must be floating point, got dtype {theta.dtype}")
-    _check_finite(theta, name)
+    check_finite(theta, name)
     return theta
 
 
@@ -63,15 +63,40 @@ def check_observation(x: torch.Tensor, obs_shape: tuple[int, ...], name: str = "
         raise ValueError(f"{name} must be a torch.Tensor of shape (*, {_fmt(obs_shape)}), got {type(x).__name__}")
     if x.ndim < k or tuple(x.shape[x.ndim - k :]) != tuple(obs_shape):
         raise ValueError(f"{name} must have shape (*, {_fmt(obs_shape)}), got {tuple(x.shape)}")
-    _check_finite(x, name)
+    check_finite(x, name)
     return x
 
 
-def _check_finite(t: torch.Tensor, name: str) -> None:
+def check_finite(t: torch.Tensor, name: str) -> None:
+    """Raise a one-line ``ValueError`` naming the first NaN / infinite entry of ``t``."""
     bad = ~torch.isfinite(t)
     if bad.any():
         idx = tuple(int(i) for i in bad.nonzero()[0])
-        raise ValueError(f"{name} must be finite, found {t[idx].item()} at index {idx}")
+        raise ValueError(f"{name}: value {t[idx].item()} at index {idx} is not finite (NaN or inf); it must be finite")
+
+
+def validate_observation(simulator: object, x: torch.Tensor, name: str = "x_o") -> tuple[torch.Tensor, tuple[int, ...]]:
+    """The one check of observations for ``simulator``: shape (sets of any size in the ``n_obs`` range), finiteness.
+
+    Every reader of observations calls it: the library's ``infer`` and the estimators' ``posterior``, and the
+    command line's file readers (through the library). For a set-valued simulator ``x`` holds sets
+    ``(*, K, *element_shape)`` with K in its ``n_obs`` range; otherwise ``(*, *obs_shape)``.
+
+    Arguments:
+        simulator: the simulator whose observations ``x`` should be.
+        x: the observations.
+        name: what to call ``x`` in messages (a file name, ``--theta``, ...).
+
+    Returns:
+        ``x`` and the shape of one observation (``(K, *element_shape)`` for sets).
+
+    Raises:
+        ValueError: one line, for a non-tensor, a wrong shape, an empty set, a K outside the range, or NaN / inf.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    obs_shape = set_shape(simulator, x, name) if is_set_valued(simulator) else tuple(simulator.obs_shape)
+    return check_observation(x, obs_shape, name), obs_shape
 
 
 def _fmt(shape: tuple[int, ...]) -> str:

@@ -1,36 +1,101 @@
-"""Simulators registered by name: ``simulators.get(name, **options)`` and ``simulators.names()``."""
+"""Registries by name: one small helper for all of zoo's registries, and the simulator registry built on it.
+
+:class:`Registry` is the one helper every registry in zoo uses (simulators here; posterior methods, fiber methods,
+shipped models and shipped estimators above): ``register`` / ``get`` / ``names`` / ``in``, and an error that lists
+the valid names. It lives in the lowest layer (``simulators/`` imports nothing of ours) so that every layer above can
+use it without an upward import.
+
+Simulators: ``simulators.get(name, **options)`` and ``simulators.names()``.
+"""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 from simulators.protocol import Simulator
 
-_REGISTRY: dict[str, Callable[..., Simulator]] = {}
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Entries by name, with errors that list the valid names.
+
+    Arguments:
+        kind: what an entry is, for messages (e.g. ``"simulator"``, ``"method"``).
+        error: the exception type raised for an unknown name (a ``ValueError`` subclass, so that the CLI reports it
+            in one line).
+        listing: how the error introduces the valid names (default: the plural of ``kind``).
+
+    Example:
+        >>> r = Registry("colour")
+        >>> r.register("red", 1)
+        >>> r.get("red"), r.names(), "blue" in r
+        (1, ['red'], False)
+    """
+
+    def __init__(self, kind: str, error: type[ValueError] = ValueError, *, listing: str | None = None) -> None:
+        self.kind, self.error, self.listing = kind, error, listing or f"{kind}s"
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str, entry: T) -> None:
+        """Add ``entry`` under ``name``.
+
+        Raises:
+            ValueError: ``name`` is empty, not a string, or already taken.
+        """
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a {self.kind} name must be a non-empty string, got {name!r}")
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = entry
+
+    def get(self, name: str) -> T:
+        """The entry called ``name``.
+
+        Raises:
+            error: for an unknown name, listing the registered ones.
+        """
+        if not isinstance(name, str) or name not in self._entries:
+            raise self.error(f"unknown {self.kind} {name!r}; valid {self.listing}: {', '.join(self.names()) or 'none'}")
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        """The registered names, sorted."""
+        return sorted(self._entries)
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        """``(name, entry)`` pairs, sorted by name."""
+        return ((n, self._entries[n]) for n in self.names())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class UnknownSimulatorError(ValueError):
     """Raised for an unknown simulator name or option; the message lists the valid choices."""
 
 
+_SIMULATORS: Registry[Callable[..., Simulator]] = Registry("simulator", UnknownSimulatorError, listing="names")
+
+
 def register(name: str, factory: Callable[..., Simulator]) -> None:
     """Register a simulator factory (a class or a function taking keyword options)."""
-    if name in _REGISTRY:
-        raise ValueError(f"simulator {name!r} is already registered")
-    _REGISTRY[name] = factory
+    _SIMULATORS.register(name, factory)
 
 
 def names() -> list[str]:
     """The names of all registered simulators, sorted."""
-    return sorted(_REGISTRY)
+    return _SIMULATORS.names()
 
 
 def options(name: str) -> dict[str, Any]:
     """The keyword options a simulator accepts, with their defaults."""
-    factory = _lookup(name)
-    params = inspect.signature(factory).parameters
+    params = inspect.signature(_SIMULATORS.get(name)).parameters
     return {
         k: (None if p.default is inspect.Parameter.empty else p.default)
         for k, p in params.items()
@@ -54,7 +119,7 @@ def get(name: str, **opts: Any) -> Simulator:
         >>> sim.param_names
         ('rail', 'angle1', 'angle2', 'angle3')
     """
-    factory = _lookup(name)
+    factory = _SIMULATORS.get(name)
     valid = options(name)
     unknown = sorted(set(opts) - set(valid))
     if unknown:
@@ -63,9 +128,3 @@ def get(name: str, **opts: Any) -> Simulator:
             + (", ".join(f"{k} (default {v!r})" for k, v in valid.items()) or "none")
         )
     return factory(**opts)
-
-
-def _lookup(name: str) -> Callable[..., Simulator]:
-    if name not in _REGISTRY:
-        raise UnknownSimulatorError(f"unknown simulator {name!r}; valid names: {', '.join(names())}")
-    return _REGISTRY[name]

@@ -9,7 +9,9 @@ MixtureSameFamily (and anything univariate with an ``icdf``) are sampled by tran
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 
+import numpy as np
 import torch
 from torch.distributions import Distribution, Independent, MixtureSameFamily, Normal, Uniform
 
@@ -78,3 +80,51 @@ def _has_icdf(d: Distribution) -> bool:
     except (NotImplementedError, AttributeError, TypeError, ValueError):
         return False
     return True
+
+
+def chunk_generator(seed: int, index: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """The generator of chunk ``index`` under base ``seed``: independent streams per chunk, from ``(seed, index)`` only.
+
+    Simulation tables (``zoo simulate``) draw chunk ``i`` from it, and so do the simulated test cases of
+    :func:`simulate_cases` (case ``i`` is a chunk of one row), so results do not depend on how work is split.
+    """
+    state = np.random.SeedSequence([int(seed), int(index)]).generate_state(2, dtype=np.uint32)
+    return torch.Generator(device=device).manual_seed(int(state[0]) << 31 ^ int(state[1]))
+
+
+def simulate_cases(
+    simulator: object, cases: int | Iterable[int], *, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Simulated test cases: the one scheme behind ``zoo infer --test-index K`` and ``zoo diagnose``.
+
+    Case ``i`` draws theta from the prior and simulates x with its own generator, :func:`chunk_generator`
+    ``(seed, i)``, so case ``K`` is the same observation whichever command asks for it and however many cases are
+    drawn around it.
+
+    Arguments:
+        simulator: the forward model.
+        cases: a number N (cases 0 .. N - 1) or the case indices.
+        seed: base seed of the test set.
+
+    Returns:
+        theta (N, D) and x (N, *obs_shape).
+
+    Example:
+        >>> import simulators
+        >>> arm = simulators.get("arm")
+        >>> theta, x = simulate_cases(arm, 5, seed=0)
+        >>> bool((simulate_cases(arm, [3], seed=0)[1] == x[3]).all())
+        True
+    """
+    indices = range(cases) if isinstance(cases, int) else list(cases)
+    if any(isinstance(i, bool) or not isinstance(i, int | np.integer) or i < 0 for i in indices):
+        raise ValueError(f"test case indices must be integers >= 0, got {list(indices)[:5]}")
+    if len(indices) == 0:
+        raise ValueError("no test cases asked for; give a number >= 1 or a list of case indices")
+    thetas, xs = [], []
+    for i in indices:
+        g = chunk_generator(seed, int(i))
+        theta = sample_prior(simulator.prior, 1, generator=g)
+        thetas.append(theta)
+        xs.append(simulator.simulate(theta, generator=g))
+    return torch.cat(thetas), torch.cat(xs)

@@ -29,15 +29,9 @@ import torch
 from tqdm.auto import tqdm
 
 from simulators.protocol import Simulator
-from simulators.sampling import sample_prior
+from simulators.sampling import chunk_generator, sample_prior
 
 DEFAULT_CHUNK = 100_000
-
-
-def chunk_generator(seed: int, index: int, device: str | torch.device = "cpu") -> torch.Generator:
-    """The generator for chunk ``index`` of a table with base ``seed`` (independent streams per chunk)."""
-    state = np.random.SeedSequence([int(seed), int(index)]).generate_state(2, dtype=np.uint32)
-    return torch.Generator(device=device).manual_seed(int(state[0]) << 31 ^ int(state[1]))
 
 
 def partial_path(out: str | os.PathLike) -> Path:

@@ -32,45 +32,90 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the model holds the last good weights."""
 
 
+SCHEDULES = ("constant", "cosine", "step")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of the generic loop.
+    """How a network is trained: one config, with one meaning, for every trained thing in zoo.
+
+    Every trained posterior method nests it in its options (``CINNOptions.train``, ``INNOptions.train``,
+    ``FiberModelOptions.train``; ``--option train.lr=1e-3`` on the command line), and the shipped models' recipes
+    build one. The loop (:func:`train`) reads the optimizer, schedule, clipping, validation and checkpoint settings;
+    the methods read ``batch_size``, ``device`` and ``restarts``.
 
     Attributes:
-        steps: number of optimizer steps.
+        steps: number of optimizer steps (>= 1).
+        batch_size: simulations (or images) per step.
         lr: Adam learning rate.
         betas: Adam betas.
         weight_decay: Adam (L2) weight decay.
         schedule: ``"constant"``, ``"cosine"`` (to 1% of ``lr``) or ``"step"`` (x0.1 at 50% and 80%).
         warmup: linear learning-rate warm-up steps.
         grad_clip: maximum global gradient norm (``None`` disables clipping).
-        val_every: evaluate the validation loss every this many steps (0 disables validation).
-        patience: stop after this many validations without improvement (0 disables early stopping);
-            the best weights are restored at the end.
-        checkpoint_every: write a checkpoint every this many steps (needs ``checkpoint_dir``).
         skip_nonfinite: steps in a row whose loss or gradient norm is NaN or infinite that are skipped (no update,
-            as AMP's gradient scaler does) before the run counts as diverged; 0 (default): the first one stops it.
-            A rare extreme batch (e.g. a far-out backward draw) then costs one step instead of the run; weights
-            that have really gone bad keep failing and still stop the run.
+            as AMP's gradient scaler does) before the run counts as diverged; 0: the first one stops it. A rare
+            extreme batch (e.g. a far-out backward draw) then costs one step instead of the run; weights that have
+            really gone bad keep failing and still stop the run.
+        val_every: evaluate the validation loss every this many steps (0 disables validation).
+        patience: stop after this many validations without improvement (0 disables early stopping); the best
+            weights are restored at the end.
+        checkpoint_dir: where checkpoints are written (``None``: none). Methods with restarts use one subfolder
+            per restart.
+        checkpoint_every: steps between checkpoints (with a ``checkpoint_dir``).
+        resume: continue from the checkpoint in ``checkpoint_dir`` when there is one.
+        device: where to train (``"cpu"``, ``"cuda"``, ...).
+        restarts: train this many networks (different initializations and batch orders) and keep the best by the
+            method's held-out criterion (1: no restarts). Methods that do not restart require 1.
     """
 
     steps: int = 1000
+    batch_size: int = 256
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     schedule: str = "cosine"
     warmup: int = 0
     grad_clip: float | None = 10.0
+    skip_nonfinite: int = 0
     val_every: int = 0
     patience: int = 0
-    checkpoint_every: int = 0
-    skip_nonfinite: int = 0
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 500
+    resume: bool = False
+    device: str = "cpu"
+    restarts: int = 1
 
     def __post_init__(self) -> None:
-        if self.steps < 0:
-            raise ValueError(f"steps must be >= 0, got {self.steps}")
-        if self.schedule not in ("constant", "cosine", "step"):
+        # JSON round trips turn tuples into lists; normalize so that equality and hashing work.
+        if isinstance(self.betas, list | tuple) and len(self.betas) == 2:
+            object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        else:
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        for name in ("steps", "batch_size", "restarts"):
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in ("warmup", "skip_nonfinite", "val_every", "patience", "checkpoint_every"):
+            _check_int(name, getattr(self, name), minimum=0)
+        if not (isinstance(self.lr, int | float) and not isinstance(self.lr, bool) and 0 < self.lr < math.inf):
+            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if not (isinstance(self.weight_decay, int | float) and 0 <= self.weight_decay < math.inf):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+        if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be 'constant', 'cosine' or 'step', got {self.schedule!r}")
+        clip = self.grad_clip
+        if clip is not None and not (isinstance(clip, int | float) and not isinstance(clip, bool) and clip > 0):
+            raise ValueError(f"grad_clip must be a positive number or None, got {clip!r}")
+        if not isinstance(self.resume, bool):
+            raise ValueError(f"resume must be true or false, got {self.resume!r}")
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"device must be a device name such as 'cpu' or 'cuda', got {self.device!r}")
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 @dataclass
@@ -111,7 +156,7 @@ def train(
     config: TrainConfig = TrainConfig(),
     val_loss: Callable[[], float] | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
-    resume: bool = False,
+    resume: bool | None = None,
     progress: bool = True,
     desc: str = "training",
     log_every: int = 50,
@@ -125,8 +170,9 @@ def train(
         batches: maps a step index to a batch (fresh simulations, or a slice of a fixed table).
         config: optimizer, schedule, clipping, validation and checkpoint settings.
         val_loss: called without arguments under ``torch.no_grad()``; returns the validation loss.
-        checkpoint_dir: where checkpoints go (``checkpoint.safetensors`` + ``checkpoint.json``).
-        resume: continue from the checkpoint in ``checkpoint_dir`` if there is one.
+        checkpoint_dir: where checkpoints go (``checkpoint.safetensors`` + ``checkpoint.json``); default
+            ``config.checkpoint_dir``.
+        resume: continue from the checkpoint in ``checkpoint_dir`` if there is one; default ``config.resume``.
         progress: show a tqdm bar with the loss terms.
         params: parameters to optimize (default: all of ``model``'s).
 
@@ -142,6 +188,8 @@ def train(
     opt = torch.optim.Adam(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     history = TrainHistory()
     start = 0
+    checkpoint_dir = config.checkpoint_dir if checkpoint_dir is None else checkpoint_dir
+    resume = config.resume if resume is None else resume
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if resume and ckpt is not None and (ckpt / "checkpoint.json").exists():
         start, history = _load_checkpoint(ckpt, model, opt)

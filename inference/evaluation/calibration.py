@@ -1,8 +1,9 @@
 """Simulation-based calibration of any posterior method over simulated test cases.
 
-``calibrate(estimator, n_test=200)`` draws theta*_i ~ p(theta), simulates x_i ~ p(x | theta*_i), asks the estimator
-for all N posteriors in one batched call, and scores them with :mod:`inference.evaluation.diagnostics`: the thesis's
-marginal calibration error and curve, SBC ranks with a uniformity test, highest-density coverage (where the method
+``calibrate(estimator, n_test=200)`` takes the simulated test cases 0 .. N - 1 (theta*_i ~ p(theta),
+x_i ~ p(x | theta*_i), case i from its own generator: :func:`simulators.simulate_cases`, the scheme ``zoo infer
+--test-index`` uses too), asks the estimator for all N posteriors in one batched call, and scores them with
+:mod:`inference.evaluation.diagnostics`: the thesis's marginal calibration error and curve, SBC ranks with a uniformity test, highest-density coverage (where the method
 has densities), re-simulation error, and RMSE of the posterior mean and of the MAP. ``zoo diagnose`` calls it.
 """
 
@@ -14,20 +15,10 @@ import numpy as np
 import torch
 
 import simulators
-from inference.api import Estimator
 from inference.evaluation import diagnostics
 from inference.infer import infer
+from inference.methods import Estimator
 from inference.results import CalibrationReport
-
-
-def simulate_test_set(
-    simulator, n_test: int, *, generator: torch.Generator | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw ``n_test`` test cases: theta* ~ p(theta), shape (N, D), and x ~ p(x | theta*), shape (N, *obs_shape)."""
-    if not isinstance(n_test, int) or n_test < 2:
-        raise ValueError(f"n_test must be an integer >= 2, got {n_test!r}")
-    theta = simulators.sample_prior(simulator.prior, n_test, generator=generator)
-    return theta, simulator.simulate(theta, generator=generator)
 
 
 def calibrate(
@@ -37,6 +28,7 @@ def calibrate(
     n_samples: int = 1000,
     generator: torch.Generator | None = None,
     seed: int | None = None,
+    test_seed: int = 0,
     test_set: tuple[torch.Tensor, torch.Tensor] | None = None,
     n_resim: int = 100,
     n_map: int = 0,
@@ -48,8 +40,9 @@ def calibrate(
         estimator: a fitted or loaded estimator.
         n_test: number of test cases N (ignored when ``test_set`` is given).
         n_samples: posterior draws per test case.
-        generator: source of randomness (test set and posterior draws).
+        generator: source of randomness of the posterior draws.
         seed: the generator's seed, recorded in the report.
+        test_seed: base seed of the simulated test cases (case i is :func:`simulators.simulate_cases` case i).
         test_set: a fixed ``(theta*, x)`` pair of shapes (N, D) and (N, *obs_shape) instead of fresh simulations.
         n_resim: posterior draws per case re-simulated for the re-simulation error.
         n_map: test cases (the first ones) for which the mean-shift MAP is computed (0 skips it; it costs ~0.1-1 s
@@ -71,7 +64,9 @@ def calibrate(
     """
     sim = estimator.simulator
     if test_set is None:
-        theta, x = simulate_test_set(sim, n_test, generator=generator)
+        if isinstance(n_test, bool) or not isinstance(n_test, int) or n_test < 2:
+            raise ValueError(f"n_test must be an integer >= 2, got {n_test!r}")
+        theta, x = simulators.simulate_cases(sim, n_test, seed=test_seed)
     else:
         theta, x = (torch.as_tensor(t) for t in test_set)
     t0 = time.perf_counter()

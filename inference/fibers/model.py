@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from inference.posterior.cinn import _reset_parameters  # the cINN's reproducible initialization, reused
-from inference.posterior.conditional_flow import build_flow
+from inference.networks.conditional_flow import build_flow
+from inference.networks.init import reset_parameters
 from zoo.subjects import Subject
 from zoo.training import TrainConfig, TrainHistory, train
 
@@ -159,7 +159,7 @@ def fit_fiber_model(
         h_fit = torch.cat([subject(x_fit[i : i + 512]) for i in range(0, fit_size, 512)]).flatten(1)
     ae = PCAAutoencoder(x_fit, options.latent_dim)
     model = ConditionalFiberModel(ae, h_fit.shape[1], options, h_fit.mean(0), h_fit.std(0).clamp(min=1e-6))
-    _reset_parameters(model.flow, g)  # weights from the generator: reproducible without global seeding
+    reset_parameters(model.flow, g)  # weights from the generator: reproducible without global seeding
     for p in subject.parameters():
         p.requires_grad_(False)
 

@@ -31,7 +31,8 @@ import torch
 from tqdm.auto import tqdm
 
 import simulators
-from inference.api import EstimatorFiles, register_method, save_estimator
+from inference.estimator_dir import EstimatorFiles, save_estimator
+from inference.methods import register_method
 from simulators import Simulator, check_observation
 
 DEFAULT_BUDGET = 100_000

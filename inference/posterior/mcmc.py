@@ -27,7 +27,8 @@ from pyro.ops.stats import effective_sample_size, split_gelman_rubin
 from tqdm.auto import tqdm
 
 import simulators
-from inference.api import EstimatorFiles, register_method, save_estimator
+from inference.estimator_dir import EstimatorFiles, save_estimator
+from inference.methods import register_method
 from simulators import Simulator, check_observation, check_theta
 
 

@@ -12,8 +12,8 @@ import torch
 
 import inference
 import simulators
+from inference.networks.conditional_flow import build_flow
 from inference.posterior.cinn import CINNOptions, ConditionalINN
-from inference.posterior.conditional_flow import build_flow
 
 TINY = {"blocks": 2, "hidden": 32, "summary_dim": 8, "summary_hidden": 32, "batch_size": 256, "val_every": 100}
 
@@ -261,13 +261,13 @@ def test_corrupt_or_mismatched_weights_name_the_file(arm_estimator, tmp_path):
 
 
 def test_restarts_keep_the_network_with_the_best_held_out_calibration():
-    from inference.posterior.cinn import _held_out_calibration, fit_cinn
+    from inference.posterior.cinn.method import _held_out_calibration, fit_cinn
 
     sim = simulators.get("arm")
     gen = torch.Generator().manual_seed(3)
     theta = simulators.sample_prior(sim.prior, 3000, generator=gen)
     table = (theta, sim.simulate(theta))
-    opts = CINNOptions(**{**TINY, "steps": 60, "val_every": 30, "restarts": 3})
+    opts = inference.make_options("cinn", {**TINY, "steps": 60, "val_every": 30, "restarts": 3})
     est = fit_cinn(sim, budget=None, options=opts, generator=gen, progress=False, simulations=table)
     errors = est.info["restart_calibration_errors"]
     assert len(errors) == 3 and len(set(errors)) == 3  # three different networks
@@ -364,7 +364,7 @@ def test_shipped_gaussian_mixture_estimator_c2st_per_label():
 
 def test_tissue_sets_train_a_deepset_cinn():
     """Tissue with K spectra of the same tissue: the cINN gets a DeepSet summary and takes any K in range."""
-    from inference.posterior.summary import DeepSet
+    from inference.networks.summary import DeepSet
 
     sim = simulators.get("tissue", n_obs="1-4")
     opts = inference.make_options("cinn", {"steps": 5, "blocks": 2, "hidden": 16, "batch_size": 64})

@@ -11,19 +11,24 @@ import torch
 import inference
 import simulators
 from inference.posterior.inn import (
-    INNOptions,
+    INNLoss,
     InverseINN,
     fit_inn,
     inn_loss,
     label_logits,
+    mmd_loss,
     ramp,
     x_weight_sigma_at,
 )
-from inference.posterior.mmd import mmd
 from simulators.arm import Arm
 from zoo.training import TrainingDiverged
 
 TINY = {"blocks": 2, "hidden": 16, "layers": 1, "batch_size": 64, "val_every": 0}
+
+
+def _opts(**kw):
+    """INN options from flat keys (training settings are nested in ``train``, loss settings in ``loss``)."""
+    return inference.make_options("inn", kw)
 
 
 def _randomize(module: torch.nn.Module, seed: int = 0, std: float = 0.2) -> None:
@@ -35,19 +40,19 @@ def _randomize(module: torch.nn.Module, seed: int = 0, std: float = 0.2) -> None
 
 def test_default_dimensions_and_padding_layout():
     gm = simulators.get("gaussian-mixture")
-    est = fit_inn(gm, options=INNOptions(steps=1, **TINY), generator=torch.Generator().manual_seed(0), progress=False)
+    est = fit_inn(gm, options=_opts(steps=1, **TINY), generator=torch.Generator().manual_seed(0), progress=False)
     m = est.model
     # x is 2-D and y an 8-D one-hot label: z gets the full width of x (thesis table B.2: 2 / 8 / 2)
-    assert (m.dim_x, m.dim_y, m.dim_z, m.dim_total) == (2, 8, 2, 10)
-    assert (m.pad_x, m.pad_yz) == (8, 0)
-    arm = fit_inn(Arm(), options=INNOptions(steps=1, **TINY), progress=False).model
-    assert (arm.dim_x, arm.dim_y, arm.dim_z, arm.dim_total, arm.pad_x, arm.pad_yz) == (4, 2, 2, 4, 0, 0)
+    assert (m.dim_theta, m.dim_x, m.dim_z, m.dim_total) == (2, 8, 2, 10)
+    assert (m.pad_theta, m.pad_out) == (8, 0)
+    arm = fit_inn(Arm(), options=_opts(steps=1, **TINY), progress=False).model
+    assert (arm.dim_theta, arm.dim_x, arm.dim_z, arm.dim_total, arm.pad_theta, arm.pad_out) == (4, 2, 2, 4, 0, 0)
 
 
 def test_padded_network_is_exactly_invertible_and_splits_into_z_pad_y():
     m = InverseINN(2, 8, 2, 16, blocks=3, hidden=16).double()
     _randomize(m)
-    assert (m.pad_x, m.pad_yz) == (14, 6)
+    assert (m.pad_theta, m.pad_out) == (14, 6)
     x_in = torch.randn(32, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     out = m(x_in)
     z, pad, y = m.split(out)
@@ -59,7 +64,7 @@ def test_bad_dimensions_are_rejected():
     with pytest.raises(ValueError, match="dim_total"):
         InverseINN(4, 2, 2, 3)
     with pytest.raises(ValueError, match="dim_total"):
-        fit_inn(Arm(), options=INNOptions(steps=1, dim_total=3, **TINY), progress=False)
+        fit_inn(Arm(), options=_opts(steps=1, dim_total=3, **TINY), progress=False)
 
 
 def test_latent_loss_does_not_send_gradient_into_the_y_output():
@@ -74,13 +79,13 @@ def test_latent_loss_does_not_send_gradient_into_the_y_output():
     _randomize(m)
     g = torch.Generator().manual_seed(2)
     x, y = torch.randn(100, 4, generator=g), torch.randn(100, 2, generator=g)
-    only_z = INNOptions(weight_y=0.0, weight_x=0.0, weight_rec=0.0, weight_pad=0.0, weight_z=1.0)
+    only_z = INNLoss(weight_y=0.0, weight_x=0.0, weight_rec=0.0, weight_pad=0.0, weight_z=1.0)
     inn_loss(m, x, y, only_z, generator=g)["loss"].backward()
     z, _, y_out = m.split(m.out.grad)
     assert torch.count_nonzero(y_out) == 0  # blocked exactly
     assert torch.count_nonzero(z) > 0
     m.out = None
-    with_y = INNOptions(weight_y=1.0, weight_x=0.0, weight_rec=0.0, weight_pad=0.0, weight_z=0.0)
+    with_y = INNLoss(weight_y=1.0, weight_x=0.0, weight_rec=0.0, weight_pad=0.0, weight_z=0.0)
     inn_loss(m, x, y, with_y, generator=g)["loss"].backward()
     assert torch.count_nonzero(m.split(m.out.grad)[2]) > 0
 
@@ -91,11 +96,11 @@ def test_loss_terms_padding_and_reconstruction():
     g = torch.Generator().manual_seed(3)
     x = torch.randn(50, 2, generator=g)
     y = torch.nn.functional.one_hot(torch.randint(0, 8, (50,), generator=g), 8).float()
-    terms = inn_loss(m, x, y, INNOptions(), x_factor=0.5, generator=g)
+    terms = inn_loss(m, x, y, INNLoss(), x_factor=0.5, generator=g)
     assert set(terms) == {"loss", "y", "z", "x", "rec", "pad", "resim"}
     assert terms["resim"] == 0  # off by default
     assert all(torch.isfinite(v) and v >= 0 for v in terms.values())
-    o = INNOptions()
+    o = INNLoss()
     weighted = o.weight_y * terms["y"] + o.weight_pad * terms["pad"] + o.weight_z * terms["z"]
     weighted = weighted + 0.5 * o.weight_x * terms["x"] + o.weight_rec * terms["rec"]
     assert torch.allclose(terms["loss"], weighted, rtol=1e-5)
@@ -114,9 +119,9 @@ def test_ramp_follows_the_reference_schedule():
 
 
 def test_tiny_training_lowers_the_loss():
-    opts = INNOptions(steps=150, lr=1e-2, x_ramp=False, **TINY)
+    opts = _opts(steps=150, lr=1e-2, x_ramp=False, **TINY)
     before = fit_inn(
-        Arm(), options=INNOptions(steps=1, lr=1e-2, **TINY), generator=torch.Generator().manual_seed(4), progress=False
+        Arm(), options=_opts(steps=1, lr=1e-2, **TINY), generator=torch.Generator().manual_seed(4), progress=False
     )
     after = inference.fit(
         Arm(), method="inn", budget=None, options=opts, generator=torch.Generator().manual_seed(4), progress=False
@@ -125,14 +130,14 @@ def test_tiny_training_lowers_the_loss():
     theta = simulators.sample_prior(Arm().prior, 500, generator=g)
     x, y = after.model.standardize(theta, Arm().simulate(theta))
     with torch.no_grad():
-        l0 = inn_loss(before.model, x, y, opts, generator=torch.Generator().manual_seed(41))
-        l1 = inn_loss(after.model, x, y, opts, generator=torch.Generator().manual_seed(41))
+        l0 = inn_loss(before.model, x, y, opts.loss, generator=torch.Generator().manual_seed(41))
+        l1 = inn_loss(after.model, x, y, opts.loss, generator=torch.Generator().manual_seed(41))
     assert l1["loss"] < 0.7 * l0["loss"]
     assert l1["y"] < l0["y"]
 
 
 def test_fixed_table_when_the_budget_is_small_and_budget_validation():
-    opts = INNOptions(steps=20, **TINY)
+    opts = _opts(steps=20, **TINY)
     est = fit_inn(Arm(), budget=300, options=opts, generator=torch.Generator().manual_seed(5), progress=False)
     assert est.budget == 300
     with pytest.raises(ValueError, match="at least one batch"):
@@ -140,7 +145,7 @@ def test_fixed_table_when_the_budget_is_small_and_budget_validation():
 
 
 def test_training_is_deterministic_under_a_generator():
-    opts = INNOptions(steps=5, **TINY)
+    opts = _opts(steps=5, **TINY)
     a = fit_inn(Arm(), options=opts, generator=torch.Generator().manual_seed(6), progress=False).model
     b = fit_inn(Arm(), options=opts, generator=torch.Generator().manual_seed(6), progress=False).model
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
@@ -148,7 +153,7 @@ def test_training_is_deterministic_under_a_generator():
 
 @pytest.fixture(scope="module")
 def arm_estimator():
-    opts = INNOptions(steps=10, **TINY)
+    opts = _opts(steps=10, **TINY)
     return fit_inn(Arm(), options=opts, generator=torch.Generator().manual_seed(7), progress=False)
 
 
@@ -206,7 +211,7 @@ class _BrokenArm(Arm):
 
 
 def test_a_diverging_run_stops_with_a_clear_message_and_keeps_the_last_good_weights(tmp_path):
-    opts = INNOptions(steps=50, checkpoint_dir=str(tmp_path / "ckpt"), **TINY)
+    opts = _opts(steps=50, checkpoint_dir=str(tmp_path / "ckpt"), **TINY)
     with pytest.raises(TrainingDiverged, match="step"):
         fit_inn(_BrokenArm(good_calls=25), options=opts, generator=torch.Generator().manual_seed(10), progress=False)
     from safetensors.torch import load_file
@@ -232,10 +237,12 @@ def test_cross_entropy_term_is_the_kl_plus_the_shift_penalty_and_zero_at_the_opt
     g = torch.Generator().manual_seed(11)
     label = torch.nn.functional.one_hot(torch.randint(0, 8, (40,), generator=g), 8).float()
     x, y = m.standardize(torch.randn(40, 2, generator=g), label)
-    o = INNOptions(y_loss="cross_entropy")
+    o = INNLoss(y_loss="cross_entropy")
     terms = inn_loss(m, x, y, o, generator=torch.Generator().manual_seed(12))
     with torch.no_grad():
-        x_in = torch.cat((x, o.noise_pad * torch.randn(40, m.pad_x, generator=torch.Generator().manual_seed(12))), -1)
+        x_in = torch.cat(
+            (x, o.noise_pad * torch.randn(40, m.pad_theta, generator=torch.Generator().manual_seed(12))), -1
+        )
         out_y = m.split(m(x_in))[2]
     p = 0.95 * label + 0.05 / 8
     kl = (p * (p.log() - torch.log_softmax(out_y, -1))).sum(-1)
@@ -248,16 +255,21 @@ def test_cross_entropy_term_is_the_kl_plus_the_shift_penalty_and_zero_at_the_opt
 
 def test_cross_entropy_training_on_labels_fits_the_labels_and_checks_observations(tmp_path):
     gm = simulators.get("gaussian-mixture", labels="some")
-    opts = INNOptions(steps=150, lr=3e-3, y_loss="cross_entropy", standardize=False, **TINY)
-    before = fit_inn(gm, options=replace(opts, steps=1), generator=torch.Generator().manual_seed(13), progress=False)
+    opts = _opts(steps=150, lr=3e-3, y_loss="cross_entropy", standardize=False, **TINY)
+    before = fit_inn(
+        gm,
+        options=replace(opts, train=replace(opts.train, steps=1)),
+        generator=torch.Generator().manual_seed(13),
+        progress=False,
+    )
     est = fit_inn(gm, options=opts, generator=torch.Generator().manual_seed(13), progress=False)
     assert est.model.labels and est.model.config()["labels"] is True
     g = torch.Generator().manual_seed(14)
     theta = simulators.sample_prior(gm.prior, 500, generator=g)
     x, y = est.model.standardize(theta, gm.simulate(theta, generator=g))
     with torch.no_grad():
-        l0 = inn_loss(before.model, x, y, opts, generator=torch.Generator().manual_seed(15))["y"]
-        l1 = inn_loss(est.model, x, y, opts, generator=torch.Generator().manual_seed(15))["y"]
+        l0 = inn_loss(before.model, x, y, opts.loss, generator=torch.Generator().manual_seed(15))["y"]
+        l1 = inn_loss(est.model, x, y, opts.loss, generator=torch.Generator().manual_seed(15))["y"]
     assert l1 < 0.5 * l0
     # observations must be probability vectors; the check survives save / load
     loaded = inference.load(est.save(tmp_path / "gm"))
@@ -267,25 +279,25 @@ def test_cross_entropy_training_on_labels_fits_the_labels_and_checks_observation
             model.posterior(torch.full((8,), 0.5))
         assert model.posterior(torch.nn.functional.one_hot(torch.tensor(2), 8).float()).sample(5).shape == (5, 2)
     with pytest.raises(ValueError, match="probability vector"):
-        fit_inn(Arm(), options=INNOptions(steps=1, y_loss="cross_entropy", **TINY), progress=False)
+        fit_inn(Arm(), options=_opts(steps=1, y_loss="cross_entropy", **TINY), progress=False)
     with pytest.raises(ValueError, match="y_loss"):
-        INNOptions(y_loss="hinge")
+        INNLoss(y_loss="hinge")
 
 
 # -- observation-distance weighting of L_x and its decay ---------------------------------------------------------
 
 
 def test_x_weight_sigma_decays_geometrically_from_start_to_end():
-    o = INNOptions(x_weight_sigma=0.5, x_weight_sigma_end=0.05)
+    o = INNLoss(x_weight_sigma=0.5, x_weight_sigma_end=0.05)
     assert x_weight_sigma_at(0, 100, o) == pytest.approx(0.5)
     assert x_weight_sigma_at(50, 100, o) == pytest.approx((0.5 * 0.05) ** 0.5)  # geometric midpoint
     assert x_weight_sigma_at(100, 100, o) == pytest.approx(0.05)
     values = [x_weight_sigma_at(s, 100, o) for s in range(101)]
     assert all(a > b for a, b in zip(values, values[1:]))
-    assert x_weight_sigma_at(70, 100, INNOptions(x_weight_sigma=0.5)) == 0.5  # no end: constant
+    assert x_weight_sigma_at(70, 100, INNLoss(x_weight_sigma=0.5)) == 0.5  # no end: constant
     for bad in ({"x_weight_sigma_end": 0.1}, {"x_weight_sigma": 0.5, "x_weight_sigma_end": 0.0}):
         with pytest.raises(ValueError, match="x_weight_sigma_end"):
-            INNOptions(**bad)
+            INNLoss(**bad)
 
 
 def test_weighted_x_loss_uses_the_scheduled_sigma():
@@ -293,7 +305,7 @@ def test_weighted_x_loss_uses_the_scheduled_sigma():
     _randomize(m)
     g = torch.Generator().manual_seed(16)
     x, y = torch.randn(60, 4, generator=g), torch.randn(60, 2, generator=g)
-    o = INNOptions(x_weight_sigma=1.0, x_weight_sigma_end=0.1)
+    o = INNLoss(x_weight_sigma=1.0, x_weight_sigma_end=0.1)
 
     def lx(sigma):
         return inn_loss(m, x, y, o, x_weight_sigma=sigma, generator=torch.Generator().manual_seed(17))["x"]
@@ -305,10 +317,10 @@ def test_weighted_x_loss_uses_the_scheduled_sigma():
     with torch.no_grad():
         x_gen = m.inverse(torch.cat((z, y_noisy), -1))
     w = torch.exp(-0.5 * torch.cdist(y_noisy, y_noisy) ** 2 / 0.1**2)
-    assert torch.allclose(lx(0.1), mmd(x, x_gen, o.kernel_x, weights=w), rtol=1e-4, atol=1e-6)
+    assert torch.allclose(lx(0.1), mmd_loss(x, x_gen, o.kernel_x, weights=w), rtol=1e-4, atol=1e-6)
     assert torch.allclose(lx(None), lx(1.0))  # None: the option's start value
     assert not torch.allclose(lx(0.1), lx(1.0))
-    fit_inn(Arm(), options=INNOptions(steps=3, x_weight_sigma=1.0, x_weight_sigma_end=0.1, **TINY), progress=False)
+    fit_inn(Arm(), options=_opts(steps=3, x_weight_sigma=1.0, x_weight_sigma_end=0.1, **TINY), progress=False)
 
 
 # -- forward fit on re-simulated draws ----------------------------------------------------------------------------
@@ -324,9 +336,9 @@ def test_resimulation_term_is_the_forward_fit_on_the_backward_draws():
     x, y = m.standardize(theta, arm.simulate(theta))
 
     def resimulate(xs):
-        return m.standardize(None, arm.simulate(xs * m.x_std + m.x_mean))[1]
+        return m.standardize(None, arm.simulate(xs * m.theta_std + m.theta_mean))[1]
 
-    o = INNOptions(weight_resim=2.0, resim_max=1e6)  # every draw counts
+    o = INNLoss(weight_resim=2.0, resim_max=1e6)  # every draw counts
     terms = inn_loss(m, x, y, o, resimulate=resimulate, generator=torch.Generator().manual_seed(19))
     # the same draws by hand: the generator order of inn_loss is y noise, z, (no pad), then the backward pass
     gen = torch.Generator().manual_seed(19)
@@ -355,6 +367,6 @@ def test_resimulation_term_is_the_forward_fit_on_the_backward_draws():
 
 def test_resimulation_needs_fresh_simulations():
     with pytest.raises(ValueError, match="weight_resim"):
-        fit_inn(Arm(), budget=300, options=INNOptions(steps=20, weight_resim=1.0, **TINY), progress=False)
-    est = fit_inn(Arm(), options=INNOptions(steps=3, weight_resim=1.0, **TINY), progress=False)
+        fit_inn(Arm(), budget=300, options=_opts(steps=20, weight_resim=1.0, **TINY), progress=False)
+    est = fit_inn(Arm(), options=_opts(steps=3, weight_resim=1.0, **TINY), progress=False)
     assert est.history["train"][-1]["resim"] > 0

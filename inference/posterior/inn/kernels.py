@@ -1,4 +1,4 @@
-"""Maximum mean discrepancy with multi-scale inverse multiquadratic kernels.
+"""Maximum mean discrepancy loss with multi-scale inverse multiquadratic kernels (the inverse INN's L_z and L_x).
 
 For samples ``x_1..x_n ~ p`` and ``y_1..y_m ~ q`` the (biased, V-statistic) estimate is::
 
@@ -65,7 +65,7 @@ def kernel_matrix(d2: torch.Tensor, kernel: Kernel) -> torch.Tensor:
     return out
 
 
-def mmd(
+def mmd_loss(
     x: torch.Tensor,
     y: torch.Tensor,
     kernel: Kernel,
@@ -88,11 +88,11 @@ def mmd(
         >>> import torch
         >>> g = torch.Generator().manual_seed(0)
         >>> x = torch.randn(500, 2, generator=g)
-        >>> bool(mmd(x, x, imq(1.0)) == 0)
+        >>> bool(mmd_loss(x, x, imq(1.0)) == 0)
         True
     """
     if x.ndim != 2 or y.ndim != 2 or x.shape[-1] != y.shape[-1]:
-        raise ValueError(f"mmd needs (n, d) and (m, d) sample sets, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(f"mmd_loss needs (n, d) and (m, d) sample sets, got {tuple(x.shape)} and {tuple(y.shape)}")
     kxx = kernel_matrix(squared_distances(x, x), kernel)
     kyy = kernel_matrix(squared_distances(y, y), kernel)
     kxy = kernel_matrix(squared_distances(x, y), kernel)

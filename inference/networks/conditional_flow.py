@@ -2,13 +2,13 @@
 
 Two block types, both conditioned on a summary ``c`` of shape (*, C):
 
-- ``"affine"``: :class:`inference.posterior.coupling.AffineCoupling` (soft-clamped GLOW block, condition concatenated to
+- ``"affine"``: :class:`inference.networks.coupling.AffineCoupling` (soft-clamped GLOW block, condition concatenated to
   every subnetwork input; thesis eqs. 3.10-3.13), reused as is;
 - ``"spline"``: normflows' ``CoupledRationalQuadraticSpline`` (monotone rational-quadratic splines on [-B, B],
   linear tails; Durkan et al. 2019), whose residual subnetworks take the condition as context. It is wrapped
-  once, in :mod:`zoo.splines`, so that no normflows type reaches ``inference/``.
+  once, in :mod:`inference.networks.splines`, so that no normflows type leaves that module.
 
-Every block is followed by a fixed random :class:`inference.posterior.coupling.Permutation`; with ``actnorm`` an
+Every block is followed by a fixed random :class:`inference.networks.coupling.Permutation`; with ``actnorm`` an
 :class:`ActNorm` precedes it. All layers share one call signature, ``layer(x, c) -> (y, log|det dy/dx|)``, and an
 ``inverse`` with the same signature.
 """
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inference.posterior.coupling import AffineCoupling, Permutation, soft_clamp
-from zoo.splines import SplineCoupling
+from inference.networks.coupling import AffineCoupling, Permutation, soft_clamp
+from inference.networks.splines import SplineCoupling
 
 
 class ActNorm(nn.Module):
@@ -298,8 +298,6 @@ def build_flow(
             mods.append(ActNorm(dim))
         if coupling == "affine":
             block = AffineCoupling(dim, cond_dim=cond_dim, hidden=hidden, layers=layers, clamp=clamp)
-            block.net1[-1].zero_init = True
-            block.net2[-1].zero_init = True
         else:
             block = SplineCoupling(
                 dim, cond_dim=cond_dim, hidden=hidden, layers=layers, bins=bins, reverse_mask=i % 2 == 1

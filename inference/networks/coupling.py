@@ -99,6 +99,8 @@ class AffineCoupling(nn.Module):
         kw = {"hidden": hidden, "layers": layers, "activation": activation}
         self.net1 = mlp(self.d2 + cond_dim, 2 * self.d1, **kw)  # s1, t1 from x2
         self.net2 = mlp(self.d1 + cond_dim, 2 * self.d2, **kw)  # s2, t2 from u1
+        # zero at reset_parameters (inference.networks.init): the block then starts as the identity
+        self.net1[-1].zero_init = self.net2[-1].zero_init = True
 
     def _coefficients(self, net: nn.Module, h: torch.Tensor, c: torch.Tensor | None):
         if self.cond_dim:
@@ -202,25 +204,6 @@ class CouplingFlow(nn.Module):
             mods.append(Permutation(dim, generator=g))
         self.layers = nn.ModuleList(mods)
         self.dim, self.cond_dim = dim, cond_dim
-
-    @torch.no_grad()
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Re-draw the subnetwork weights from ``generator`` (torch's default ``Linear`` init; last layers zero).
-
-        Makes a freshly built flow reproducible without touching torch's global random state.
-        """
-        for module in self.modules():
-            if not isinstance(module, nn.Sequential):
-                continue
-            linears = [m for m in module if isinstance(m, nn.Linear)]
-            for i, lin in enumerate(linears):
-                if i == len(linears) - 1:
-                    nn.init.zeros_(lin.weight)
-                    nn.init.zeros_(lin.bias)
-                    continue
-                nn.init.kaiming_uniform_(lin.weight, a=5**0.5, generator=generator)
-                bound = 1.0 / lin.in_features**0.5
-                nn.init.uniform_(lin.bias, -bound, bound, generator=generator)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``z = f(x; c)``: (*, dim) -> (*, dim), with ``log|det dz/dx|`` of shape (*)."""

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from inference.posterior.summary import Conv1dSummary, DeepSet, Flatten, MLPSummary, build_summary
+from inference.networks.summary import Conv1dSummary, DeepSet, Flatten, MLPSummary, build_summary
 
 
 def test_deepset_is_permutation_invariant_for_any_set_size(generator):

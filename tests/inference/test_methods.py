@@ -35,7 +35,7 @@ def test_builtin_methods_registered():
 def test_make_options_reads_none_as_the_string_for_str_fields():
     """``--option summary=none`` arrives as ``None``; a plain-``str`` field takes it as ``"none"``, others keep None."""
     opts = inference.make_options("cinn", {"summary": None, "checkpoint_dir": None})
-    assert opts.summary == "none" and opts.checkpoint_dir is None
+    assert opts.summary == "none" and opts.train.checkpoint_dir is None
 
 
 @pytest.mark.parametrize("budget", [0, -5, 1.5, True])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference.posterior.coupling import AffineCoupling, CouplingFlow, Permutation, soft_clamp
+from inference.networks.coupling import AffineCoupling, CouplingFlow, Permutation, soft_clamp
+from inference.networks.init import reset_parameters
 
 
 def _randomize(module: torch.nn.Module, seed: int = 0, std: float = 0.3) -> None:
@@ -95,8 +96,8 @@ def test_fresh_flow_is_the_identity_and_reset_is_reproducible():
     z, log_det = flow(x)
     assert torch.equal(z, x[:, perm]) and torch.equal(log_det, torch.zeros(5))
     a, b = CouplingFlow(4, blocks=2, hidden=8), CouplingFlow(4, blocks=2, hidden=8)
-    a.reset_parameters(torch.Generator().manual_seed(3))
-    b.reset_parameters(torch.Generator().manual_seed(3))
+    reset_parameters(a, torch.Generator().manual_seed(3))
+    reset_parameters(b, torch.Generator().manual_seed(3))
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
 
 

@@ -3,8 +3,9 @@
 ``calibrate(estimator, n_test=200)`` takes the simulated test cases 0 .. N - 1 (theta*_i ~ p(theta),
 x_i ~ p(x | theta*_i), case i from its own generator: :func:`simulators.simulate_cases`, the scheme ``zoo infer
 --test-index`` uses too), asks the estimator for all N posteriors in one batched call, and scores them with
-:mod:`inference.evaluation.diagnostics`: the thesis's marginal calibration error and curve, SBC ranks with a uniformity test, highest-density coverage (where the method
-has densities), re-simulation error, and RMSE of the posterior mean and of the MAP. ``zoo diagnose`` calls it.
+:mod:`inference.evaluation.diagnostics`: the thesis's marginal calibration error and curve, SBC ranks with a
+uniformity test, highest-density coverage (where the method has densities), re-simulation error, and RMSE of the
+posterior mean and of the MAP. ``zoo diagnose`` calls it.
 """
 
 from __future__ import annotations

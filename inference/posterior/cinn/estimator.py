@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 import simulators
-from inference.methods import EstimatorFiles, save_estimator
+from inference.estimator_dir import EstimatorFiles, save_estimator
 from inference.posterior.cinn.network import ConditionalINN
 from inference.posterior.misspecification import Misspecification, SummaryMahalanobis
 from simulators import Simulator

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 
 import simulators
-from inference.methods import EstimatorFiles, register_method, save_estimator
+from inference.estimator_dir import EstimatorFiles, save_estimator
+from inference.methods import register_method
 from inference.networks.init import reset_parameters
 from inference.posterior.inn.loss import INNLoss, inn_loss, ramp, x_weight_sigma_at
 from inference.posterior.inn.network import InverseINN, check_labels, upgrade_legacy

@@ -1,0 +1,26 @@
+"""Plots of posteriors, calibration and fibers: the only modules that import matplotlib.
+
+Every function takes arrays (or result objects) and returns a :class:`matplotlib.figure.Figure`; nothing is shown
+and no global pyplot state is touched (figures are built with ``Figure()``, so no display backend is needed).
+:func:`save_figures` writes them.
+"""
+
+from inference.plots.calibration import calibration_curve, calibration_figures, sbc_histogram
+from inference.plots.fibers import fiber_grid, fidelity_consistency
+from inference.plots.posterior import arm_poses, corner, result_figures
+from inference.plots.style import POSTERIOR_COLOR, PRIOR_COLOR, TRUTH_COLOR, save_figures
+
+__all__ = [
+    "POSTERIOR_COLOR",
+    "PRIOR_COLOR",
+    "TRUTH_COLOR",
+    "arm_poses",
+    "calibration_curve",
+    "calibration_figures",
+    "corner",
+    "fiber_grid",
+    "fidelity_consistency",
+    "result_figures",
+    "save_figures",
+    "sbc_histogram",
+]

@@ -1,0 +1,159 @@
+"""The outcome of a simulation-based calibration run and its file: :class:`CalibrationReport`.
+
+``calibration.nc`` is a posterior file (:mod:`inference.results.posterior`: the draws of every test case with its
+truth) plus a ``calibration`` group: inlier fractions per level and parameter, calibration errors, SBC ranks and
+p-values, HPD coverage, RMSEs; scalars as group attributes. Its ``zoo_format`` is ``"zoo.calibration"``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inference.results import netcdf
+from inference.results.netcdf import Group
+from inference.results.posterior import PosteriorSamples
+
+_SCALARS = (
+    "error",
+    "resimulation_error_mean",
+    "resimulation_error_median",
+    "rmse_mean",
+    "rmse_map",
+    "n_map",
+    "seconds",
+)
+
+
+@dataclass
+class CalibrationReport:
+    """The outcome of a simulation-based calibration run (see :func:`inference.evaluation.calibration.calibrate`).
+
+    Attributes:
+        result: the posterior draws for all N test cases (observation dimension = test case), with the truths.
+        levels: confidence levels alpha, shape (L,).
+        inlier: inlier fraction of the central alpha-intervals, shape (L, D).
+        error_per_parameter: marginal calibration error per parameter, shape (D,).
+        error: overall marginal calibration error (pooled over parameters).
+        sbc_ranks: SBC ranks, shape (N, D).
+        sbc_pvalues: chi-square p-values of rank uniformity, shape (D,).
+        hpd_coverage: expected coverage of HPD regions per level, shape (L,), or ``None`` without densities.
+        resimulation_error_mean / resimulation_error_median: over re-simulated posterior draws and cases.
+        rmse_mean / rmse_mean_per_parameter: RMSE of the posterior mean.
+        rmse_map / rmse_map_per_parameter: RMSE of the mean-shift MAP on the first ``n_map`` cases (NaN if 0).
+        n_map: number of cases with a MAP estimate.
+        seconds: wall time of the posterior run and the diagnostics.
+    """
+
+    result: PosteriorSamples
+    levels: np.ndarray
+    inlier: np.ndarray
+    error_per_parameter: np.ndarray
+    error: float
+    sbc_ranks: np.ndarray
+    sbc_pvalues: np.ndarray
+    hpd_coverage: np.ndarray | None
+    resimulation_error_mean: float
+    resimulation_error_median: float
+    rmse_mean: float
+    rmse_mean_per_parameter: np.ndarray
+    rmse_map: float
+    rmse_map_per_parameter: np.ndarray
+    n_map: int = 0
+    seconds: float = float("nan")
+
+    def table(self) -> str:
+        """A plain-text table: one row per parameter plus an overall row."""
+        r = self.result
+        head = f"{'parameter':<12} {'calib. err':>10} {'SBC p':>9} {'RMSE mean':>10} {'RMSE MAP':>9}"
+        rows = [head, "-" * len(head)]
+        for i, p in enumerate(r.param_names):
+            rows.append(
+                f"{p:<12} {100 * self.error_per_parameter[i]:>9.2f}% {self.sbc_pvalues[i]:>9.3g} "
+                f"{self.rmse_mean_per_parameter[i]:>10.4f} {self.rmse_map_per_parameter[i]:>9.4f}"
+            )
+        rows.append(
+            f"{'all':<12} {100 * self.error:>9.2f}% {self.sbc_pvalues.min():>9.3g} {self.rmse_mean:>10.4f} "
+            f"{self.rmse_map:>9.4f}"
+        )
+        n = r.draws.shape[0] * r.draws.shape[1]
+        rows.append(
+            f"re-simulation error: mean {self.resimulation_error_mean:.4g}, median "
+            f"{self.resimulation_error_median:.4g} ({r.n_observations} test cases, {n} draws each, "
+            f"method {r.method}, budget {r.budget})"
+        )
+        return "\n".join(rows)
+
+    def layout(self) -> tuple[dict[str, Any], dict[str, Group]]:
+        """The posterior file layout of :attr:`result` plus a ``calibration`` group with the diagnostics."""
+        attrs, groups = self.result.layout()
+        data = {
+            "inlier_fraction": (("level", "parameter"), self.inlier),
+            "calibration_error": (("parameter",), self.error_per_parameter),
+            "sbc_rank": (("observation", "parameter"), self.sbc_ranks),
+            "sbc_pvalue": (("parameter",), self.sbc_pvalues),
+            "rmse_mean": (("parameter",), self.rmse_mean_per_parameter),
+            "rmse_map": (("parameter",), self.rmse_map_per_parameter),
+        }
+        if self.hpd_coverage is not None:
+            data["hpd_coverage"] = (("level",), self.hpd_coverage)
+        coords = {
+            "level": self.levels,
+            "parameter": list(self.result.param_names),
+            "observation": np.arange(self.result.n_observations),
+        }
+        scalars = {f"{k}_overall" if k in ("error", "rmse_mean", "rmse_map") else k: getattr(self, k) for k in _SCALARS}
+        groups["calibration"] = Group(data, coords, scalars)
+        return {**attrs, "zoo_format": netcdf.CALIBRATION}, groups
+
+    def to_datatree(self) -> Any:
+        """The ArviZ-layout :class:`xarray.DataTree` of this report."""
+        return netcdf.to_datatree(*self.layout())
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write ``calibration.nc`` atomically; refuses to overwrite unless asked."""
+        return netcdf.write(path, *self.layout(), overwrite=overwrite)
+
+    @classmethod
+    def from_layout(cls, attrs: dict[str, Any], groups: dict[str, Group]) -> CalibrationReport:
+        """Rebuild from the plain data of a file (:func:`inference.results.netcdf.read`)."""
+        g = groups["calibration"]
+        v, a = {k: arr for k, (_, arr) in g.variables.items()}, g.attrs
+        return cls(
+            result=PosteriorSamples.from_layout(attrs, groups),
+            levels=g.coords["level"],
+            inlier=v["inlier_fraction"],
+            error_per_parameter=v["calibration_error"],
+            error=float(a["error_overall"]),
+            sbc_ranks=v["sbc_rank"],
+            sbc_pvalues=v["sbc_pvalue"],
+            hpd_coverage=v.get("hpd_coverage"),
+            resimulation_error_mean=float(a["resimulation_error_mean"]),
+            resimulation_error_median=float(a["resimulation_error_median"]),
+            rmse_mean=float(a["rmse_mean_overall"]),
+            rmse_mean_per_parameter=v["rmse_mean"],
+            rmse_map=float(a["rmse_map_overall"]),
+            rmse_map_per_parameter=v["rmse_map"],
+            n_map=int(a["n_map"]),
+            seconds=float(a["seconds"]),
+        )
+
+
+def read_calibration(path: str | os.PathLike) -> CalibrationReport:
+    """Read a ``calibration.nc`` written by :meth:`CalibrationReport.save`.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: if it is not a zoo calibration file.
+    """
+    attrs, groups = netcdf.read(path, (netcdf.CALIBRATION,), kind="calibration")
+    if "calibration" not in groups:
+        raise ValueError(f"{path} is not a zoo calibration file (no calibration group)")
+    try:
+        return CalibrationReport.from_layout(attrs, groups)
+    except (KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"{path} is a damaged zoo calibration file ({type(e).__name__}: {e})") from None

@@ -1,0 +1,122 @@
+"""Result files: NetCDF4 (= HDF5) with ArviZ groups, written atomically. The only module touching xarray / arviz.
+
+A result object (:class:`~inference.results.PosteriorSamples`, :class:`~inference.results.CalibrationReport`,
+:class:`~inference.results.FiberSamples`) describes itself as plain data: root attributes and groups, each group a
+dict of variables ``name -> (dims, array)`` plus coordinates ``name -> values``. This module turns that into an
+``xarray.DataTree`` and a file, and a file back into plain arrays, so that the result objects themselves never import
+xarray. Files are written to a ``mkstemp`` name in the target folder and renamed (a reader never sees half a file).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ENGINE = "h5netcdf"
+FORMAT_VERSION = 1
+POSTERIOR = "zoo.posterior"
+CALIBRATION = "zoo.calibration"
+FIBERS = "zoo.fibers"
+
+Variables = Mapping[str, tuple[tuple[str, ...], np.ndarray]]
+"""A group's variables: ``name -> (dims, array)``."""
+
+
+class Group:
+    """One group of a result file: variables, coordinates and attributes (plain data, no xarray)."""
+
+    def __init__(
+        self,
+        variables: Variables,
+        coords: Mapping[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.variables = dict(variables)
+        self.coords = dict(coords or {})
+        self.attrs = dict(attrs or {})
+
+
+def to_datatree(attrs: Mapping[str, Any], groups: Mapping[str, Group]) -> Any:
+    """The :class:`xarray.DataTree` of a result: root attributes ``attrs`` and one child per group."""
+    import xarray as xr
+
+    children = {f"/{name}": xr.Dataset(g.variables, coords=g.coords, attrs=g.attrs) for name, g in groups.items()}
+    return xr.DataTree.from_dict({"/": xr.Dataset(attrs=dict(attrs)), **children})
+
+
+def write(
+    path: str | os.PathLike, attrs: Mapping[str, Any], groups: Mapping[str, Group], *, overwrite: bool = False
+) -> Path:
+    """Write a result as NetCDF4 (h5netcdf engine) to a temporary name in the target folder, then rename it.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is false.
+    """
+    return write_atomic(path, to_datatree(attrs, groups), overwrite=overwrite)
+
+
+def write_atomic(path: str | os.PathLike, tree: Any, *, overwrite: bool = False) -> Path:
+    """Write a DataTree as NetCDF4 (h5netcdf engine) to a temporary name, then rename it to ``path``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        tree.to_netcdf(tmp, engine=ENGINE, mode="w")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read(path: str | os.PathLike, formats: tuple[str, ...], *, kind: str) -> tuple[dict[str, Any], dict[str, Group]]:
+    """Read a result file into plain data: root attributes and groups of NumPy arrays.
+
+    Arguments:
+        path: the file.
+        formats: the ``zoo_format`` tags the caller reads (e.g. ``("zoo.posterior", "zoo.calibration")``).
+        kind: what the caller reads, for messages (``"posterior"``, ``"fiber"``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a readable NetCDF4 file, or not of one of ``formats`` (one line).
+    """
+    import xarray as xr
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"result file {path} does not exist")
+    try:
+        tree = xr.open_datatree(path, engine=ENGINE)
+    except Exception as e:  # h5netcdf / h5py raise OSError or their own types for foreign files
+        raise ValueError(f"{path} is not a readable NetCDF4 result file ({type(e).__name__})") from e
+    with tree:
+        tree = tree.load()
+    attrs = dict(tree.attrs)
+    if attrs.get("zoo_format") not in formats:
+        raise ValueError(f"{path} is not a zoo {kind} file (no zoo_format={formats[0]!r} attribute)")
+    groups = {}
+    for name in tree.children:
+        ds = tree[name].to_dataset()
+        groups[name] = Group(
+            {k: (tuple(v.dims), v.values) for k, v in ds.data_vars.items()},
+            {k: v.values for k, v in ds.coords.items()},
+            dict(ds.attrs),
+        )
+    return attrs, groups
+
+
+def to_inference_data(attrs: Mapping[str, Any], groups: Mapping[str, Group]) -> Any:
+    """An ``arviz.InferenceData`` (arviz 0.2x) of a result, for ArviZ's summaries and plots."""
+    import arviz as az
+
+    tree = to_datatree(attrs, groups)
+    return az.InferenceData(attrs=dict(tree.attrs), **{name: tree[name].to_dataset() for name in tree.children})

@@ -22,7 +22,8 @@ import argparse
 import torch
 
 import zoo
-from zoo import quality, registry
+from inference.evaluation import color_mnist as quality
+from zoo import registry
 
 
 def main() -> None:

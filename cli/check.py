@@ -6,7 +6,8 @@ import click
 import torch
 
 import zoo
-from zoo import quality, registry
+from inference.evaluation import color_mnist as quality
+from zoo import registry
 
 # Sanity thresholds (not paper numbers): at least 60% of a prior's samples must be confidently (p >= 0.9)
 # recognized as digits by the shipped classifier (fresh simulator samples: ~100%); the autoencoder must reconstruct

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import click
+from zoo_cli.check import check
+from zoo_cli.diagnose import diagnose
+from zoo_cli.errors import ZooClickGroup
+from zoo_cli.fiber import fiber
+from zoo_cli.infer import infer
+from zoo_cli.list_cmd import list_cmd
+from zoo_cli.simulate import simulate
+from zoo_cli.train import train
 
 import zoo
-from cli.check import check
-from cli.diagnose import diagnose
-from cli.errors import ZooClickGroup
-from cli.fiber import fiber
-from cli.infer import infer
-from cli.list_cmd import list_cmd
-from cli.simulate import simulate
-from cli.train import train
 
 
 @click.group(cls=ZooClickGroup, context_settings={"help_option_names": ["-h", "--help"]})

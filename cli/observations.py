@@ -1,7 +1,8 @@
 """Where ``zoo infer`` gets its observations: a CSV / NPY / JSON file, parameters to simulate, or a test case.
 
 Every reader validates before anything is computed or written and raises ``ValueError`` with one line naming the
-file, the expected shape and the offending value; the CLI turns that into exit code 2.
+file, the expected shape and the offending value; the CLI turns that into exit code 2. The checks of shape, set size
+and finiteness are the library's one observation validator, :func:`simulators.validate_observation`.
 """
 
 from __future__ import annotations
@@ -83,9 +84,8 @@ def read_observations(path: str | Path, simulator: Simulator, *, as_set: bool = 
         arr = _rows_to_array(rows, size, path, expect)
     else:
         raise ValueError(f"unknown observation file type {path.suffix!r} for {path}; use .csv, .npy or .json")
-    arr = np.asarray(arr, dtype=np.float64).reshape(-1, *obs_shape)
-    _check_finite(arr, str(path))
-    return torch.as_tensor(arr, dtype=torch.float32)
+    x = torch.as_tensor(np.asarray(arr, dtype=np.float64).reshape(-1, *obs_shape))
+    return simulators.validate_observation(simulator, x, str(path))[0].to(torch.float32)
 
 
 def _read_sets(path: Path, simulator: Simulator, *, as_set: bool) -> torch.Tensor:
@@ -114,10 +114,8 @@ def _read_sets(path: Path, simulator: Simulator, *, as_set: bool) -> torch.Tenso
         raise ValueError(
             f"set observations of {simulator.name} are read from .npy (or .csv with --as-set), not {path.suffix!r}"
         )
-    arr = np.asarray(arr, dtype=np.float64)
-    simulators.set_shape(simulator, torch.from_numpy(arr), str(path))  # K within the simulator's n_obs range
-    _check_finite(arr, str(path))
-    return torch.as_tensor(arr, dtype=torch.float32)
+    x = torch.as_tensor(np.asarray(arr, dtype=np.float64))
+    return simulators.validate_observation(simulator, x, str(path))[0].to(torch.float32)  # K in the n_obs range
 
 
 def parse_theta(text: str, simulator: Simulator) -> torch.Tensor:
@@ -137,24 +135,9 @@ def parse_theta(text: str, simulator: Simulator) -> torch.Tensor:
             except ValueError:
                 raise ValueError(f"--theta value {i} ({simulator.param_names[i]}) is {v!r}, not a number") from None
         rows.append(row)
-    arr = np.asarray(rows, dtype=np.float64)
-    _check_finite(arr, "--theta")
-    return torch.as_tensor(arr, dtype=torch.float32)
-
-
-def simulated_test_case(simulator: Simulator, index: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Test case ``index`` of the simulated test set with base ``seed``: (theta (1, D), x (1, *obs_shape)).
-
-    Case ``i`` is drawn from the prior and simulated with its own generator derived from ``(seed, i)`` (the scheme
-    of ``zoo simulate`` chunks), so it is the same whatever else is computed.
-    """
-    if index < 0:
-        raise ValueError(f"--test-index must be >= 0, got {index}")
-    from simulators.table import chunk_generator
-
-    g = chunk_generator(seed, index)
-    theta = simulators.sample_prior(simulator.prior, 1, generator=g)
-    return theta, simulator.simulate(theta, generator=g)
+    theta = torch.as_tensor(np.asarray(rows, dtype=np.float64))
+    simulators.check_finite(theta, "--theta")
+    return theta.to(torch.float32)
 
 
 def _load_npy(path: Path, expect: str) -> np.ndarray:
@@ -193,13 +176,6 @@ def _rows_to_array(rows: list, size: int, path: Path, expect: str) -> np.ndarray
             except (TypeError, ValueError):
                 raise ValueError(f"{path} row {r} value {c} is {v!r}, not a number; expected {expect}") from None
     return out
-
-
-def _check_finite(arr: np.ndarray, where: str) -> None:
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{where}: value {arr[idx]} at index {idx} is not finite; observations must be finite")
 
 
 def _expected(simulator: Simulator) -> str:

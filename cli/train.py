@@ -1,21 +1,20 @@
 """``zoo train``: train once, reuse many times.
 
-``zoo train --simulator NAME --method M --out DIR`` fits a posterior estimator and saves it (``zoo infer
---estimator DIR`` reuses it); the subcommands ``zoo train prior`` / ``zoo train subject`` train zoo models.
+``zoo train --simulator NAME --method M --out DIR`` fits a posterior estimator (:func:`inference.estimator_for`) and
+saves it (``zoo infer --estimator DIR`` reuses it); the subcommands ``zoo train prior`` / ``zoo train subject`` train
+zoo models.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
 import torch
+from zoo_cli.errors import parse_options
+from zoo_cli.train_models import prior, subject
 
 import inference
-import simulators
-from cli.errors import parse_options
-from cli.train_models import prior, subject
 
 
 @click.group(invoke_without_command=True)
@@ -41,20 +40,19 @@ def train(ctx, name, method, budget, seed, opts, sim_opts, out, overwrite, quiet
         raise click.UsageError(f"missing {', '.join(missing)}; e.g. zoo train --simulator arm --method inn --out DIR")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    sim = simulators.get(name, **parse_options(sim_opts))
-    options = inference.make_options(method, parse_options(opts))
-    t0 = time.perf_counter()
-    est = inference.fit(
-        sim,
+    choice = inference.estimator_for(
+        name,
         method=method,
         budget=budget,
-        options=options,
+        options=parse_options(opts),
+        simulator_options=parse_options(sim_opts),
         generator=torch.Generator().manual_seed(seed),
         progress=not quiet,
     )
-    seconds = time.perf_counter() - t0
-    path = est.save(out, overwrite=overwrite)
-    click.echo(f"trained {method} on {name} in {seconds:.1f} s; wrote {path} (use: zoo infer --estimator {path})")
+    path = choice.estimator.save(out, overwrite=overwrite)
+    click.echo(
+        f"trained {method} on {name} in {choice.fit_seconds:.1f} s; wrote {path} (use: zoo infer --estimator {path})"
+    )
 
 
 train.add_command(prior)

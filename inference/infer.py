@@ -14,14 +14,14 @@ import numpy as np
 import torch
 
 import simulators
-from inference.methods import Estimator
+from inference.methods import Estimator, EstimatorChoice
 from inference.options import options_dict
 from inference.results import PosteriorSamples
 from simulators import check_theta
 
 
 def infer(
-    estimator: Estimator,
+    estimator: Estimator | EstimatorChoice,
     x_o: torch.Tensor | None = None,
     *,
     theta: torch.Tensor | None = None,
@@ -42,7 +42,8 @@ def infer(
     ``zoo diagnose``'s case K: :func:`simulators.simulate_cases`).
 
     Arguments:
-        estimator: a fitted or loaded estimator.
+        estimator: a fitted or loaded estimator, or the choice of :func:`inference.estimator_for` (a pending fit runs
+            after the observations are simulated, and its time is recorded).
         x_o: one observation ``obs_shape`` or several ``(B, *obs_shape)``; for a set-valued simulator, sets
             ``(K, *element_shape)`` or ``(B, K, *element_shape)`` of any size K in its ``n_obs`` range.
         theta: parameters to simulate observations from, shape (D,) or (B, D).
@@ -65,6 +66,7 @@ def infer(
         ValueError: for an observation of the wrong shape or with non-finite values, a method returning draws of
             the wrong shape or non-finite draws.
     """
+    choice = estimator if isinstance(estimator, EstimatorChoice) else None
     sim = estimator.simulator
     sources = [name for name, v in (("x_o", x_o), ("theta", theta), ("test_index", test_index)) if v is not None]
     if len(sources) != 1:
@@ -77,6 +79,9 @@ def infer(
     x_o, obs_shape = simulators.validate_observation(sim, torch.as_tensor(x_o))
     set_valued = simulators.is_set_valued(sim)
     x = x_o.reshape(-1, *obs_shape)
+    if choice is not None:
+        estimator = choice.estimator
+        fit_seconds += choice.fit_seconds
     n_obs, dim = x.shape[0], len(sim.param_names)
     if not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")

@@ -247,22 +247,40 @@ def load(directory: str | os.PathLike) -> Estimator:
     return method_spec(files.method).load_fn(files)
 
 
-@dataclass(frozen=True)
 class EstimatorChoice:
-    """The estimator a pipeline runs with, and where it came from.
+    """The estimator a pipeline runs with, and where it comes from; a fit runs when :attr:`estimator` is first read.
+
+    Resolving (:func:`estimator_for`) checks the simulator, method and options at once; the estimator itself is
+    loaded then, but a fit waits until it is needed, so that a command can check everything else first.
 
     Attributes:
-        estimator: the estimator.
+        simulator: the simulator.
         source: ``"loaded"`` (a directory), ``"shipped"``, ``"retrained"`` (a shipped recipe trained afresh) or
             ``"fitted"``.
         name: the directory or shipped name (``None`` for a fresh fit).
-        fit_seconds: time spent fitting (0 when loaded).
+        fit_seconds: time spent fitting (0 when loaded, or not fitted yet).
     """
 
-    estimator: Estimator
-    source: str
-    name: str | None = None
-    fit_seconds: float = 0.0
+    def __init__(
+        self,
+        simulator: Simulator,
+        source: str,
+        name: str | None = None,
+        *,
+        estimator: Estimator | None = None,
+        fit: Callable[[], Estimator] | None = None,
+    ) -> None:
+        self.simulator, self.source, self.name = simulator, source, name
+        self._estimator, self._fit, self.fit_seconds = estimator, fit, 0.0
+
+    @property
+    def estimator(self) -> Estimator:
+        """The estimator (fitted now if it has not been)."""
+        if self._estimator is None:
+            t0 = time.perf_counter()
+            self._estimator = self._fit()
+            self.fit_seconds = time.perf_counter() - t0
+        return self._estimator
 
     def describe(self) -> str:
         """One line for the user: which estimator, and how to choose another."""
@@ -286,11 +304,12 @@ def estimator_for(
     generator: torch.Generator | None = None,
     progress: bool = True,
 ) -> EstimatorChoice:
-    """The one resolution of which estimator to use: saved, shipped, shipped recipe retrained, or fitted now.
+    """The one resolution of which estimator to use: saved, shipped, shipped recipe retrained, or fitted.
 
     In order: ``estimator`` (a directory or a shipped name) is loaded; otherwise, with no ``method``, ``budget`` or
     ``options``, the simulator's shipped estimator is the default (loaded, or trained afresh with its recorded
-    method, budget and options when ``retrain``); otherwise ``method`` (default ``default_method``) is fitted.
+    method, budget and options when ``retrain``); otherwise ``method`` (default ``default_method``) is fitted. A fit
+    runs when the returned choice's ``estimator`` is first read; everything else is checked here.
 
     Arguments:
         simulator: a simulator or a registered name (not needed with ``estimator``; checked against it if given).
@@ -305,7 +324,8 @@ def estimator_for(
         progress: show progress bars.
 
     Raises:
-        ValueError: contradictory arguments (one line), or whatever loading / fitting raises.
+        ValueError: contradictory arguments, an unknown simulator, method or option (one line), or whatever
+            loading raises.
     """
     from zoo import estimators as shipped
 
@@ -314,7 +334,7 @@ def estimator_for(
         name = simulator if isinstance(simulator, str) else getattr(simulator, "name", None)
         if name is not None and name != est.simulator.name:
             raise ValueError(f"--simulator {name} does not match the estimator's simulator {est.simulator.name}")
-        return EstimatorChoice(est, "loaded", os.fspath(estimator))
+        return EstimatorChoice(est.simulator, "loaded", os.fspath(estimator), estimator=est)
     if simulator is None:
         raise ValueError("give a simulator (--simulator NAME) or a saved estimator (--estimator DIR)")
     sim = simulators.get(simulator, **dict(simulator_options or {})) if isinstance(simulator, str) else simulator
@@ -322,7 +342,7 @@ def estimator_for(
     if method is None and budget is None and not options:
         entry = shipped.default_for(sim.name, getattr(sim, "options", {}))
     if entry is not None and not retrain:
-        return EstimatorChoice(load(entry.name), "shipped", entry.name)
+        return EstimatorChoice(sim, "shipped", entry.name, estimator=load(entry.name))
     if entry is not None:  # the shipped recipe: its method, budget and recorded options
         method, budget = entry.method, entry.budget
         options = read_estimator(entry.directory).options
@@ -332,9 +352,12 @@ def estimator_for(
             "when --method/--budget/--option are given; drop --retrain"
         )
     method = method or default_method
+    method_spec(method)
     options = make_options(method, options)
-    t0 = time.perf_counter()
-    est = fit(sim, method=method, budget=budget, options=options, generator=generator, progress=progress)
-    return EstimatorChoice(
-        est, "retrained" if entry else "fitted", entry.name if entry else None, time.perf_counter() - t0
-    )
+    if budget is not None and (isinstance(budget, bool) or int(budget) != budget or budget <= 0):
+        raise ValueError(f"budget must be a positive integer number of simulations, got {budget!r}")
+
+    def run() -> Estimator:
+        return fit(sim, method=method, budget=budget, options=options, generator=generator, progress=progress)
+
+    return EstimatorChoice(sim, "retrained" if entry else "fitted", entry.name if entry else None, fit=run)

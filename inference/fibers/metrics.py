@@ -5,9 +5,8 @@
                       "achieving fiber losses lower than the nearest neighbour means we can gain insights from
                       fiber samples about the subject model that we could not have gained from the dataset alone"
     augmentation      the fiber loss of randomly augmented copies of x (small shifts, brightness / contrast jitter)
-    color-MNIST       the fiber distribution is known: the background color c0 of the samples against p(c0)
-                      (KL of 30-bin channel histograms and the 3-D W2, with the floor of exact fiber samples of the
-                      same size), and the fiber loss under the exact ``decolorize`` subject.
+
+Consistency on color-MNIST, where the fiber is known, is scored in :mod:`inference.evaluation.color_mnist`.
 
 Pure functions: tensors in, tensors / floats out.
 """
@@ -18,8 +17,6 @@ from typing import NamedTuple
 
 import torch
 
-from simulators.color_mnist import background_color, decolorize, sample_colors
-from zoo.quality import KL_BINS, color_kl, color_w2
 from zoo.subjects import Subject
 
 
@@ -119,40 +116,3 @@ def augment(
     mean = out.mean((1, 2, 3), keepdim=True)
     out = (out - mean) * f[:, :1, None, None] + mean * f[:, 1:, None, None]
     return out.clamp(*data_range).reshape(n, B, C, H, W)
-
-
-class ColorConsistency(NamedTuple):
-    """Background colors of fiber samples against p(c0): KL and W2, each with the floor of exact fiber samples."""
-
-    kl: float
-    w2: float
-    kl_floor: float
-    w2_floor: float
-
-
-def color_consistency(
-    samples: torch.Tensor, *, generator: torch.Generator | None = None, bins: int = KL_BINS, kl_reference: int = 20000
-) -> ColorConsistency:
-    """KL / W2 of the background colors of color-MNIST fiber samples (m, 3, H, W) against p(c0).
-
-    ``bins`` histogram bins per channel on [0, 1] (fewer bins for small m lower the estimator's floor).
-    The KL reference is ``kl_reference`` draws of p(c0), the W2 reference m draws (an exact assignment needs equal
-    sizes); the floors are the same statistics for m exact draws (the estimator's value when the samples are
-    perfectly consistent), so a result is read against its floor.
-    """
-    m = samples.shape[0]
-    c = background_color(samples.detach().float().cpu())
-    ref_kl = sample_colors((kl_reference,), generator=generator)
-    ref = sample_colors((m,), generator=generator)
-    exact = sample_colors((m,), generator=generator)
-    return ColorConsistency(
-        color_kl(c, ref_kl, bins=bins), color_w2(c, ref), color_kl(exact, ref_kl, bins=bins), color_w2(exact, ref)
-    )
-
-
-def decolorize_fiber_loss(x_tilde: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The fiber loss under the exact color-MNIST subject ``decolorize``: samples (n, B, 3, H, W), x (B, 3, H, W).
-
-    Returns shape (n, B): sum over pixels and channels of (decolorize(x~) - decolorize(x))^2.
-    """
-    return (decolorize(x_tilde) - decolorize(x)).pow(2).flatten(2).sum(-1)

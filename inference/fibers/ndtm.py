@@ -35,12 +35,14 @@ of the prior, i.e. T (N fwd+bwd + 1 fwd) network passes per fiber sample.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
+from inference.fibers.registry import FiberDraws, register_fiber_method
 from zoo.priors import DiffusionPrior, Prior
 from zoo.subjects import Subject
 
@@ -94,8 +96,10 @@ class NDTMOptions:
             raise ValueError(f"num_steps and inner_steps must be >= 1, got {self.num_steps}, {self.inner_steps}")
         if not 0.0 <= self.renoise_until <= 1.0:
             raise ValueError(f"renoise_until must be in [0, 1], got {self.renoise_until}")
-        if self.gamma < 0 or self.kappa < 0 or self.tau < 0 or self.lr < 0:
-            raise ValueError("gamma, kappa, tau and lr must be >= 0")
+        for name in ("gamma", "kappa", "tau", "lr", "outside", "end", "end_from"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.optimizer not in ("adam", "sgd"):
@@ -134,9 +138,6 @@ class NDTMResult:
     gamma: torch.Tensor
     timesteps: torch.Tensor
     options: NDTMOptions
-
-    def options_dict(self) -> dict[str, Any]:
-        return asdict(self.options)
 
 
 def check_compatible(prior: Prior, subject: Subject, x: torch.Tensor | None = None) -> None:
@@ -323,32 +324,38 @@ def ndtm_sample(
 
 
 def ndtm_fibers(
-    prior: DiffusionPrior,
     subject: Subject,
     x: torch.Tensor,
     n: int,
     *,
+    prior: DiffusionPrior,
     options: NDTMOptions = NDTMOptions(),
+    data: Callable | None = None,
     generator: torch.Generator | None = None,
     batch_size: int = 64,
     progress: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-    """n NDTM fiber samples for each of B targets, in batches of ``batch_size`` guided samples.
+) -> FiberDraws:
+    """n NDTM fiber samples for each of B targets, in batches of ``batch_size`` guided samples (registered as the
+    fiber method ``"ndtm"``).
 
     Arguments:
-        prior, subject, options, generator, progress: as in :func:`ndtm_sample` (one generator stream across
+        subject, options, generator, progress: as in :func:`ndtm_sample` (one generator stream across
             batches: batch k continues where batch k - 1 stopped).
         x: targets in data space, shape (B, *prior.shape).
         n: samples per target.
+        prior: the diffusion / flow-matching prior that is guided.
+        data: unused (NDTM needs no training data).
         batch_size: samples guided together (memory: batch_size x (prior + subject) activations with gradients).
 
     Returns:
-        samples (n, B, *shape), fiber losses (n, B), the cost traces ``terminal``, ``control``, ``score`` each
-        (n, B, num_steps), and gamma_t (num_steps,).
+        a :class:`~inference.fibers.registry.FiberDraws`: samples (n, B, *shape), fiber losses (n, B), the cost
+        traces ``terminal``, ``control``, ``score`` each (n, B, num_steps), and gamma_t (num_steps,).
     """
+    if prior is None:
+        raise ValueError("NDTM guides a diffusion or flow-matching prior: pass prior= (zoo fiber --prior NAME_OR_DIR)")
     check_compatible(prior, subject, x)
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
     B = x.shape[0]
     target_gen = None
     if generator is not None:
@@ -372,4 +379,13 @@ def ndtm_fibers(
     traces = {
         k: torch.cat([getattr(p, k) for p in parts], 1).T.reshape(n, B, -1) for k in ("terminal", "control", "score")
     }
-    return samples, loss, traces, parts[0].gamma
+    return FiberDraws(samples, loss, traces, parts[0].gamma)
+
+
+register_fiber_method(
+    "ndtm",
+    ndtm_fibers,
+    NDTMOptions,
+    needs_prior=True,
+    description="guide a pretrained diffusion / flow-matching prior onto the fiber (NDTM; needs --prior)",
+)

@@ -118,6 +118,13 @@ class CalibrationReport:
         """Write ``calibration.nc`` atomically; refuses to overwrite unless asked."""
         return netcdf.write(path, *self.layout(), overwrite=overwrite)
 
+    def save_table(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the table as Markdown (``calibration.md``) atomically; refuses to overwrite unless asked."""
+        r = self.result
+        return netcdf.write_text(
+            path, f"# Calibration: {r.simulator} / {r.method}\n\n```\n{self.table()}\n```\n", overwrite=overwrite
+        )
+
     @classmethod
     def from_layout(cls, attrs: dict[str, Any], groups: dict[str, Group]) -> CalibrationReport:
         """Rebuild from the plain data of a file (:func:`inference.results.netcdf.read`)."""

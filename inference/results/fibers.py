@@ -92,6 +92,24 @@ class FiberSamples:
         order = np.argsort(loss, kind="stable")
         return x[order], loss[order]
 
+    def describe(self) -> list[str]:
+        """Lines a person reads: the refinement (if any) and the mean fiber loss against the baselines."""
+        lines = []
+        mean, median = float(self.fiber_loss.mean()), float(np.median(self.fiber_loss))
+        before = self.method_options.get("fiber_loss_before_refine")
+        if before is not None:
+            r = self.method_options.get("refine", {})
+            how = f"{r.get('steps')} steps, {r.get('latent_dim')}-d PCA latent"
+            lines.append(f"refinement ({how}): mean {before:.4g} -> {mean:.4g}")
+        parts = [f"fiber loss: mean {mean:.4g}, median {median:.4g}"]
+        if "nearest_neighbour" in self.baselines:
+            nn = float(self.baselines["nearest_neighbour"].mean())
+            parts.append(f"nearest neighbour {nn:.4g} ({nn / mean if mean > 0 else float('inf'):.1f}x the mean)")
+        if "augmented" in self.baselines:
+            parts.append(f"augmented {float(self.baselines['augmented'].mean()):.4g}")
+        lines.append("; ".join(parts))
+        return lines
+
     def layout(self) -> tuple[dict[str, Any], dict[str, Group]]:
         """Root attributes and groups of the fiber file (see the class docstring)."""
         n_chain, n_draw, n_target = self.samples.shape[:3]

@@ -77,6 +77,23 @@ def write_atomic(path: str | os.PathLike, tree: Any, *, overwrite: bool = False)
     return path
 
 
+def write_text(path: str | os.PathLike, text: str, *, overwrite: bool = False) -> Path:
+    """Write a text file beside a result (e.g. ``calibration.md``) through a ``mkstemp`` temporary, then rename."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 def read(path: str | os.PathLike, formats: tuple[str, ...], *, kind: str) -> tuple[dict[str, Any], dict[str, Group]]:
     """Read a result file into plain data: root attributes and groups of NumPy arrays.
 

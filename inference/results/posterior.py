@@ -129,6 +129,15 @@ class PosteriorSamples:
         s = self.flat()
         return {"mean": s.mean(0), "sd": s.std(0, ddof=1) if s.shape[0] > 1 else np.zeros(s.shape[1:])}
 
+    def headline(self) -> str:
+        """One line: simulator, method, budget, seed, how many observations, chains and draws, and the time."""
+        chains, draws = self.draws.shape[:2]
+        return (
+            f"{self.simulator} {self.simulator_options}, method {self.method} (budget {self.budget}, "
+            f"seed {self.seed}), {self.n_observations} observation(s) x {chains} chain(s) x {draws} draws, "
+            f"{self.wall_time_s:.1f} s"
+        )
+
     def describe(self, *, max_observations: int = 5, truth: bool = False) -> list[str]:
         """Lines a person reads: per observation the posterior mean +- sd, the re-simulation error, method-specific
         statistics (ABC tolerance, R-hat, ESS, divergences) and, with ``truth``, how many truths lie inside the
@@ -153,7 +162,7 @@ class PosteriorSamples:
                 )
             if "eps" in self.sample_stats:
                 eps = float(self.sample_stats["eps"][i])
-                lines.append(f"{pad}ABC tolerance (largest accepted standardized distance): {eps:.3g}")
+                lines.append(f"{pad}ABC tolerance eps (largest accepted standardized distance): {eps:.3g}")
             for k in ("r_hat", "ess", "divergences"):
                 if k in self.sample_stats:
                     v = np.atleast_1d(np.asarray(self.sample_stats[k])[i])

@@ -2,8 +2,8 @@
 
 import pytest
 from click.testing import CliRunner
+from zoo_cli.main import main
 
-from cli.main import main
 from inference.results import read_calibration
 
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 from diffusers import DDIMScheduler, UNet2DModel
+from zoo_cli.main import main
 
 import zoo
-from cli.main import main
 from inference.results import read_fibers
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from zoo_cli.main import main
 
 import inference
 import simulators
-from cli.main import main
 from inference.results import read_posterior
 
 FAST = ["--budget", "20000", "--n-samples", "200", "-q"]

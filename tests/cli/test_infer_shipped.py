@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from zoo_cli.main import main
 
-from cli.main import main
 from inference.results import read_posterior
 
 

@@ -5,14 +5,8 @@ from __future__ import annotations
 import torch
 
 import simulators
-from inference.fibers.metrics import (
-    augment,
-    color_consistency,
-    decolorize_fiber_loss,
-    fiber_loss,
-    nearest_neighbour,
-    subject_fiber_loss,
-)
+from inference.evaluation.color_mnist import color_consistency, decolorize_fiber_loss
+from inference.fibers.metrics import augment, fiber_loss, nearest_neighbour, subject_fiber_loss
 from simulators.color_mnist import colorize, decolorize
 from zoo import Subject
 

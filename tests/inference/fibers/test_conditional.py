@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from inference.fibers.model import FiberModelOptions, PCAAutoencoder, fit_fiber_model
+from inference.fibers import make_fiber_options
+from inference.fibers.conditional import PCAAutoencoder, fit_fiber_model
 from zoo import Subject
 
 
@@ -41,7 +42,8 @@ def test_fiber_loss_weight_lowers_the_fiber_loss_of_samples():
         h = phi(x)
     losses = []
     for lam in (0.0, 1.0):
-        o = FiberModelOptions(latent_dim=16, fiber_weight=lam, blocks=2, hidden=32, steps=150, batch_size=64)
+        kw = {"latent_dim": 16, "fiber_weight": lam, "blocks": 2, "hidden": 32, "steps": 150, "batch_size": 64}
+        o = make_fiber_options("conditional", kw)
         model, hist = fit_fiber_model(phi, _data, options=o, generator=torch.Generator().manual_seed(0), fit_size=512)
         if lam == 0:
             assert hist.train[-1]["nll"] < hist.train[0]["nll"]  # maximum likelihood made progress

@@ -10,12 +10,13 @@ from __future__ import annotations
 import pytest
 import torch
 from click.testing import CliRunner
+from zoo_cli.main import main
 
 import simulators
 import zoo
-from cli.main import main
+from inference.evaluation import color_mnist as quality
 from simulators.color_mnist import sample_colors
-from zoo import quality, registry
+from zoo import registry
 
 
 def test_color_metrics_exact_cases():

@@ -14,16 +14,22 @@ its latent keeps the leading principal components, whitened.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from inference.fibers.metrics import subject_fiber_loss
+from inference.fibers.registry import FiberDraws, register_fiber_method
 from inference.networks.conditional_flow import build_flow
 from inference.networks.init import reset_parameters
 from zoo.subjects import Subject
 from zoo.training import TrainConfig, TrainHistory, train
+
+TRAIN = TrainConfig(steps=2000, batch_size=128, lr=1e-3, grad_clip=1.0)
+"""The conditional fiber model's training defaults (Adam, cosine schedule, gradient norm clipped at 1)."""
 
 
 class PCAAutoencoder(nn.Module):
@@ -65,8 +71,9 @@ class FiberModelOptions:
         latent_dim: autoencoder latent size (PCA components; 96 reconstructs 16x16 color-MNIST to RMSE ~0.01).
         fiber_weight: lambda, the weight of the fiber loss (0: maximum likelihood only).
         blocks, hidden, layers: conditional INN size (affine coupling blocks, subnetwork width and depth).
-        steps, batch_size, lr: training (the generic loop, cosine schedule).
         fiber_batch: samples per step for the fiber-loss term.
+        train: the training settings (:class:`zoo.training.TrainConfig`; defaults :data:`TRAIN`; the generic
+            loop with a cosine schedule).
     """
 
     latent_dim: int = 96
@@ -74,10 +81,21 @@ class FiberModelOptions:
     blocks: int = 6
     hidden: int = 128
     layers: int = 2
-    steps: int = 2000
-    batch_size: int = 128
-    lr: float = 1e-3
     fiber_batch: int = 64
+    train: TrainConfig = field(default=TRAIN)
+
+    def __post_init__(self) -> None:
+        for name in ("latent_dim", "blocks", "hidden", "layers", "fiber_batch"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        w = self.fiber_weight
+        if isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w < math.inf:
+            raise ValueError(f"fiber_weight must be a finite number >= 0, got {w!r}")
+        if self.train.restarts != 1:
+            raise ValueError(
+                f"the conditional fiber model trains one network; restarts must be 1, got {self.train.restarts}"
+            )
 
 
 class ConditionalFiberModel(nn.Module):
@@ -164,7 +182,7 @@ def fit_fiber_model(
         p.requires_grad_(False)
 
     def batches(step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = data(options.batch_size, g)
+        x = data(options.train.batch_size, g)
         with torch.no_grad():
             return x, subject(x)
 
@@ -182,12 +200,11 @@ def fit_fiber_model(
         terms["loss"] = loss
         return terms
 
-    config = TrainConfig(steps=options.steps, lr=options.lr, grad_clip=1.0)
     history = train(
         model,
         loss_fn,
         batches,
-        config=config,
+        config=options.train,
         progress=progress,
         desc=f"fiber model lambda={options.fiber_weight:g}",
         params=list(model.flow.parameters()),
@@ -196,5 +213,45 @@ def fit_fiber_model(
     return model, history
 
 
-def options_dict(options: FiberModelOptions) -> dict:
-    return asdict(options)
+def conditional_fibers(
+    subject: Subject,
+    x: torch.Tensor,
+    n: int,
+    *,
+    prior: object = None,
+    options: FiberModelOptions = FiberModelOptions(),
+    data: Callable[[int, torch.Generator], torch.Tensor] | None = None,
+    generator: torch.Generator | None = None,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> FiberDraws:
+    """Train a conditional fiber model on ``data``, then draw n samples per target (fiber method ``"conditional"``).
+
+    Arguments:
+        subject: the feature map phi.
+        x: targets, shape (B, *shape).
+        n: samples per target.
+        prior: unused (the model is trained here).
+        options: :class:`FiberModelOptions`.
+        data: ``data(n, generator) -> images`` to train on (e.g. a simulator's ``sample``).
+        generator: randomness of training and sampling.
+        batch_size: unused (sampling is one batched pass).
+        progress: show the training progress bar.
+    """
+    if data is None:
+        raise ValueError("the conditional fiber model trains on data: pass data= (zoo fiber --reference color-mnist)")
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    model, history = fit_fiber_model(subject, data, options=options, generator=generator, progress=progress)
+    with torch.no_grad():
+        samples = model.sample(n, subject(x), generator=generator)
+    info = {"final_train_terms": history.train[-1] if history.train else None}
+    return FiberDraws(samples, subject_fiber_loss(subject, samples, x), info=info)
+
+
+register_fiber_method(
+    "conditional",
+    conditional_fibers,
+    FiberModelOptions,
+    needs_prior=False,
+    description="train a conditional INN p(x | phi(x)) on the reference data with the fiber loss, then sample it",
+)

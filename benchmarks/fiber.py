@@ -29,18 +29,12 @@ import torch
 
 import simulators
 import zoo
-from inference.fibers.metrics import (
-    augment,
-    color_consistency,
-    decolorize_fiber_loss,
-    nearest_neighbour,
-    subject_fiber_loss,
-)
-from inference.fibers.model import FiberModelOptions, PCAAutoencoder, fit_fiber_model
-from inference.fibers.ndtm import NDTMOptions, ndtm_fibers
-from inference.fibers.refine import latent_refine
+from inference.evaluation.color_mnist import SMALL_SAMPLE_BINS, color_consistency, decolorize_fiber_loss
+from inference.fibers import FiberDraws, RefineOptions, sample_fibers
+from inference.fibers.metrics import augment, nearest_neighbour, subject_fiber_loss
+from inference.fibers.ndtm import NDTMOptions
+from inference.fibers.refine import refine_draws
 from inference.plots import fiber_grid, fidelity_consistency, save_figures
-from inference.results import FiberSamples
 from simulators.color_mnist import colorize, sample_colors
 
 # Paper reference (Table 5, ImageNet / DINOv2): NDTM 273 vs nearest neighbour 1225 vs augmented 440 -> 4.5x.
@@ -51,13 +45,10 @@ def colored(digits: torch.Tensor, idx: torch.Tensor, g: torch.Generator) -> torc
     return colorize(digits[idx], sample_colors((len(idx),), generator=g))
 
 
-KL_BINS = 10  # per-channel bins of the color KL: few samples per setting, so coarse bins (floor 0.35-0.48 at m = 48)
-
-
 def row(method, strength, samples, loss, x, nn_loss, seconds, g) -> dict:
     """Metrics of fiber samples (n, K, 3, H, W) with fiber losses (n, K)."""
     m = loss.numel()
-    cc = color_consistency(samples.reshape(-1, *samples.shape[2:]), generator=g, bins=KL_BINS)
+    cc = color_consistency(samples.reshape(-1, *samples.shape[2:]), generator=g, bins=SMALL_SAMPLE_BINS)
     return {
         "method": method,
         "strength": strength,
@@ -137,39 +128,35 @@ def main() -> None:
     nn_row = {"method": "nearest neighbour", "fiber_loss": float(nn.loss.mean())}
     aug_row = {"method": "augmented", "fiber_loss": float(aug_loss.mean())}
 
-    # Appendix A: refinement in an autoencoder latent, here a PCA autoencoder of the reference set (never pixels).
-    ae = PCAAutoencoder(ref, a.refine_dim) if a.refine_steps > 0 else None
-    h_targets = phi(x).detach()
+    # Appendix A: refinement in the latent of a PCA autoencoder of the reference set (never pixels).
+    refine_options = RefineOptions(a.refine_steps, a.refine_lr, a.refine_dim) if a.refine_steps > 0 else None
 
-    def refine(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        n = s.shape[0]
-        out, losses = latent_refine(
-            s.reshape(-1, *s.shape[2:]),
-            phi,
-            h_targets.repeat(n, 1),
-            autoencoder=ae,
-            steps=a.refine_steps,
-            lr=a.refine_lr,
-            clip=(0.0, 1.0),
+    def fibers(method: str, seed: int, **kw):
+        """One run of the library's fiber pipeline on the benchmark's targets and reference set."""
+        gen = torch.Generator().manual_seed(seed)
+        r = sample_fibers(
+            phi, x, a.n, method=method, reference=ref, generator=gen, seed=seed, batch_size=a.batch_size, **kw
         )
-        return out.reshape(s.shape), losses[-1].reshape(n, -1)
+        return torch.as_tensor(r.samples[0]), torch.as_tensor(r.fiber_loss[0]), r
+
+    def refine(s: torch.Tensor, loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        d = refine_draws(FiberDraws(s, loss), phi, x, reference=ref, options=refine_options, clip=(0.0, 1.0))
+        return d.samples, d.fiber_loss
 
     results = {}
     refined = []
     for name, prior in priors.items():
         for gamma in [0.0] + [float(v) for v in a.gammas.split(",")]:
             o = NDTMOptions(num_steps=a.steps, inner_steps=a.inner_steps, gamma=gamma, schedule=a.schedule)
-            gg = torch.Generator().manual_seed(a.seed + 1)
-            t0 = time.perf_counter()
-            s, loss, traces, gam = ndtm_fibers(prior, phi, x, a.n, options=o, generator=gg, batch_size=a.batch_size)
-            sec = time.perf_counter() - t0
+            s, loss, res = fibers("ndtm", a.seed + 1, prior=prior, options=o)
+            sec = res.wall_time_s
             label = f"{name}" if gamma > 0 else f"{name} (unguided)"
             rows.append(row(label, gamma, s, loss, x, nn.loss, sec, g))
-            results[(name, gamma)] = (s, loss, traces, gam, o)
+            results[(name, gamma)] = res
             print(f"  {label} gamma={gamma:g}: fiber loss {rows[-1]['fiber_loss']:.4g} in {sec:.0f} s", flush=True)
-            if ae is not None and name == "NDTM" and gamma > 0:
+            if refine_options is not None and name == "NDTM" and gamma > 0:
                 t0 = time.perf_counter()
-                s_r, loss_r = refine(s)
+                s_r, loss_r = refine(s, loss)
                 sec_r = sec + time.perf_counter() - t0
                 refined.append(row("NDTM + refine", gamma, s_r, loss_r, x, nn.loss, sec_r, g))
                 print(f"  NDTM + refine gamma={gamma:g}: fiber loss {refined[-1]['fiber_loss']:.4g}", flush=True)
@@ -185,46 +172,27 @@ def main() -> None:
     }
     for label, kw in ablations.items():
         o = NDTMOptions(num_steps=a.steps, inner_steps=a.inner_steps, gamma=top, schedule=a.schedule, **kw)
-        t0 = time.perf_counter()
-        s, loss, _, _ = ndtm_fibers(
-            priors["NDTM"],
-            phi,
-            x,
-            a.n,
-            options=o,
-            generator=torch.Generator().manual_seed(a.seed + 1),
-            batch_size=a.batch_size,
-        )
-        sec = time.perf_counter() - t0
+        s, loss, res = fibers("ndtm", a.seed + 1, prior=priors["NDTM"], options=o)
+        sec = res.wall_time_s
         rows.append(row(label, top, s, loss, x, nn.loss, sec, g))
         print(f"  {label} gamma={top:g}: fiber loss {rows[-1]['fiber_loss']:.4g}", flush=True)
-        if ae is not None and kw.get("renoise_until") == 0.0:  # refinement also repairs the paper form's outliers
+        if refine_options is not None and kw.get("renoise_until") == 0.0:  # refinement also repairs the outliers
             t0 = time.perf_counter()
-            s_r, loss_r = refine(s)
+            s_r, loss_r = refine(s, loss)
             sec_r = sec + time.perf_counter() - t0
             rows.append(row("NDTM, h_t to t=0 + refine", top, s_r, loss_r, x, nn.loss, sec_r, g))
             print(f"  NDTM, h_t to t=0 + refine gamma={top:g}: fiber loss {rows[-1]['fiber_loss']:.4g}", flush=True)
 
     lambdas = [float(v) for v in a.lambdas.split(",")] if a.lambdas else []
     for lam in lambdas:
-        fo = FiberModelOptions(fiber_weight=lam, steps=a.fm_steps)
-        t0 = time.perf_counter()
-        model, _ = fit_fiber_model(
-            phi,
-            lambda n, gen: cm.sample(n, generator=gen),
-            options=fo,
-            generator=torch.Generator().manual_seed(a.seed + 2),
-        )
-        train_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            h = phi(x)
-            s = model.sample(a.n, h, generator=torch.Generator().manual_seed(a.seed + 3))
-        sec = time.perf_counter() - t0
-        r = row("conditional fiber model", lam, s, subject_fiber_loss(phi, s, x), x, nn.loss, sec, g)
-        r["train_s"] = train_s
+        opts = {"fiber_weight": lam, "train.steps": a.fm_steps}
+        s, loss, res = fibers(
+            "conditional", a.seed + 2, options=opts, data=lambda n, gen: cm.sample(n, generator=gen)
+        )  # trains on fresh simulator draws, then samples; the time covers both
+        r = row("conditional fiber model", lam, s, loss, x, nn.loss, res.wall_time_s, g)
+        r["train_s"] = res.wall_time_s
         rows.append(r)
-        print(f"  conditional lambda={lam:g}: fiber loss {r['fiber_loss']:.4g} (trained {train_s:.0f} s)", flush=True)
+        print(f"  conditional lambda={lam:g}: fiber loss {r['fiber_loss']:.4g} ({res.wall_time_s:.0f} s)", flush=True)
 
     # ---- table ----
     print(
@@ -262,10 +230,10 @@ def main() -> None:
     t_bound, t_ndtm = [], []
     for rep in range(2):
         t_bound.append(prior_only_seconds(prior, a.speed_batch, a.steps, a.inner_steps))
-        t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(rep)
-        ndtm_fibers(prior, phi, xs, 1, options=o, generator=gen, batch_size=a.speed_batch)
-        t_ndtm.append(time.perf_counter() - t0)
+        res = sample_fibers(
+            phi, xs, 1, method="ndtm", prior=prior, options=o, reference=None, seed=rep, batch_size=a.speed_batch
+        )
+        t_ndtm.append(res.wall_time_s)
     bound = a.speed_batch / (sum(t_bound) / 2)
     meas = a.speed_batch / (sum(t_ndtm) / 2)
     print(
@@ -281,21 +249,7 @@ def main() -> None:
     plot_rows = [r for r in rows if r["method"] in plotted]
     figs = {"fiber_tradeoff": fidelity_consistency(plot_rows, title="color-MNIST: fidelity vs consistency")}
     best = max(float(v) for v in a.gammas.split(","))
-    s, loss, traces, gam, o = results[("NDTM", best)]
-    fib = FiberSamples(
-        samples=s[None],
-        target=x,
-        fiber_loss=loss[None],
-        method="ndtm",
-        subject="color-mnist-ae",
-        prior="color-mnist-ddpm",
-        method_options=o.__dict__,
-        traces={k: v[None] for k, v in traces.items()},
-        gamma=gam,
-        baselines={"nearest_neighbour": nn.loss, "augmented": aug_loss.mean(0)},
-        neighbour=nn.image,
-        augmented=aug[0],
-    )
+    fib = results[("NDTM", best)]
     figs["fiber_grid"] = fiber_grid(fib, max_samples=a.n)
     paths = save_figures(figs, out)
     if a.docs_img:

@@ -13,6 +13,7 @@ Directories are written to a temporary sibling and renamed, so a reader never se
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -27,6 +28,20 @@ from zoo.architectures import build
 FORMAT = "zoo"
 FORMAT_VERSION = 1
 ROLES = ("prior", "subject")
+
+
+def jsonable(v: Any) -> Any:
+    """``v`` with tensors and tuples as lists and keys as strings, for JSON; non-finite float entries of a dict are
+    dropped (JSON has no NaN / inf: a scheduler config that holds one falls back to its default when read back)."""
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items() if not (isinstance(x, float) and not math.isfinite(x))}
+    if isinstance(v, list | tuple):
+        return [jsonable(x) for x in v]
+    if isinstance(v, torch.Tensor):
+        return v.tolist()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
 
 
 def is_zoo_dir(path: str | os.PathLike) -> bool:

@@ -33,7 +33,7 @@ import torch
 from safetensors.torch import load_file
 
 from zoo import registry
-from zoo.format import is_zoo_dir, read_zoo_dir, write_zoo_dir
+from zoo.format import is_zoo_dir, jsonable, read_zoo_dir, write_zoo_dir
 from zoo.priors import DIFFUSERS_SCHEDULERS, DiffusionPrior, FlowPrior, Prior
 from zoo.subjects import Subject
 
@@ -347,14 +347,4 @@ def save(model: Prior | Subject, path: str | os.PathLike, *, overwrite: bool = F
     elif model.input_shape is not None:
         inp.setdefault("shape", list(model.input_shape))
     meta["input"] = inp
-    return write_zoo_dir(path, module, config=_jsonable(config), meta=_jsonable(meta), overwrite=overwrite)
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, torch.Tensor):
-        return v.tolist()
-    return v
+    return write_zoo_dir(path, module, config=jsonable(config), meta=jsonable(meta), overwrite=overwrite)

@@ -84,6 +84,7 @@ def sample_fibers(
     reference: str | os.PathLike | torch.Tensor | None = "color-mnist",
     reference_size: int = 1000,
     refine: RefineOptions | None = None,
+    data: Callable[[int, torch.Generator], torch.Tensor] | None = None,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     batch_size: int = 64,
@@ -105,6 +106,8 @@ def sample_fibers(
             and the training data of methods that train; ``None``: no reference (no neighbour baseline).
         reference_size: images in a ``"color-mnist"`` reference set.
         refine: refine the samples in a PCA latent of the reference set (:class:`RefineOptions`), or ``None``.
+        data: ``data(n, generator) -> images``, the training data of methods that train (default: fresh
+            color-MNIST draws for the ``"color-mnist"`` reference, else rows of the reference set).
         generator: randomness of the method (default: a generator seeded with ``seed`` or 0).
         seed: the seed, recorded in the result and used for the augmentation baseline (``seed + 2``).
         batch_size: samples processed together by the method.
@@ -145,7 +148,8 @@ def sample_fibers(
         raise ValueError("--refine fits its autoencoder to the reference set; give --reference")
     if refine is not None and not refine.latent_dim <= min(len(ref), x[0].numel()):
         raise ValueError(f"--refine-dim must be in [1, {min(len(ref), x[0].numel())}] for this reference set")
-    data = None if ref is None else training_data(reference, ref)
+    if data is None and ref is not None:
+        data = training_data(reference, ref)
     g = generator if generator is not None else torch.Generator().manual_seed(0 if seed is None else seed)
     t0 = time.perf_counter()
     draws = spec.sample_fn(

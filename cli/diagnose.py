@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 import torch
-from zoo_cli.errors import parse_options
 
 import inference
+from zoo_cli.errors import parse_options
 
 
 @click.command()

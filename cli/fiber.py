@@ -15,10 +15,10 @@ from typing import Any
 import click
 import numpy as np
 import torch
-from zoo_cli.errors import parse_options
 
 from inference.fibers import RefineOptions, fiber_methods, sample_fibers
 from inference.fibers.ndtm import NDTMOptions
+from zoo_cli.errors import parse_options
 
 # the method flags of earlier releases, kept as shorthands for --option: (flag value key) -> (method, option)
 _SHORTHANDS = {

@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 import torch
-from zoo_cli.errors import parse_options
-from zoo_cli.observations import parse_theta, read_observations
 
 import inference
+from zoo_cli.errors import parse_options
+from zoo_cli.observations import parse_theta, read_observations
 
 
 @click.command()

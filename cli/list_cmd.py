@@ -1,18 +1,22 @@
-"""``zoo list``: what zoo has — simulators (with their options) and posterior methods; ``--models``: shipped models."""
+"""``zoo list``: what zoo has — simulators (with their options), posterior methods, fiber methods and shipped
+estimators; ``--models``: the shipped models (priors and subjects)."""
 
 from __future__ import annotations
 
 import click
 
 import inference
+import inference.fibers
 import simulators
 import zoo
+import zoo.estimators
 
 
 @click.command("list")
 @click.option("--models", is_flag=True, help="List the shipped models (priors and subjects) instead.")
 def list_cmd(models: bool) -> None:
-    """List the registered simulators and posterior methods (or, with --models, the shipped models)."""
+    """List the registered simulators, posterior methods, fiber methods and shipped estimators (or, with --models,
+    the shipped models)."""
     if models:
         click.echo(f"{'model':<22} {'role':<8} {'parameters':>10} {'size':>8}  trained on / what it is")
         for m in zoo.models():
@@ -28,3 +32,10 @@ def list_cmd(models: bool) -> None:
     click.echo("methods:")
     for name in inference.methods():
         click.echo(f"  {name}")
+    click.echo("fiber methods:")
+    for name in inference.fibers.fiber_methods():
+        click.echo(f"  {name:<18} {inference.fibers.fiber_method_spec(name).description}")
+    click.echo("shipped estimators (the default of zoo infer --simulator NAME):")
+    for name in zoo.estimators.names():
+        e = zoo.estimators.get(name)
+        click.echo(f"  {name:<22} {e.simulator} ({e.method}, {e.budget} simulations): {e.description}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import click
+
+import zoo
 from zoo_cli.check import check
 from zoo_cli.diagnose import diagnose
 from zoo_cli.errors import ZooClickGroup
@@ -11,8 +13,6 @@ from zoo_cli.infer import infer
 from zoo_cli.list_cmd import list_cmd
 from zoo_cli.simulate import simulate
 from zoo_cli.train import train
-
-import zoo
 
 
 @click.group(cls=ZooClickGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from zoo_cli.errors import parse_options
 
 import simulators
+from zoo_cli.errors import parse_options
 
 
 @click.command()

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import click
 import torch
-from zoo_cli.errors import parse_options
-from zoo_cli.train_models import prior, subject
 
 import inference
+from zoo_cli.errors import parse_options
+from zoo_cli.train_models import prior, subject
 
 
 @click.group(invoke_without_command=True)

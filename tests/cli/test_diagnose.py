@@ -1,10 +1,11 @@
 """`zoo diagnose`: a calibration run over simulated test cases, and summaries of existing result files."""
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
-from zoo_cli.main import main
 
-from inference.results import read_calibration
+from inference.results import read_calibration, read_posterior
+from zoo_cli.main import main
 
 
 @pytest.fixture
@@ -91,3 +92,19 @@ def test_diagnose_bad_input_exits_2(runner, tmp_path, args, message, monkeypatch
     r = runner.invoke(main, ["diagnose", *args, "-q"] if args and not args[0].endswith(".nc") else ["diagnose", *args])
     assert r.exit_code == 2 and message in r.output, r.output
     assert not (tmp_path / "d").exists()
+
+
+def test_infer_test_index_k_is_case_k_of_diagnose(tmp_path):
+    """One test-case scheme: ``zoo infer --test-index K`` observes exactly test case K of ``zoo diagnose``."""
+    runner = CliRunner()
+    common = ["-s", "arm", "--method", "abc", "--budget", "2000", "-n", "50", "--test-seed", "7", "-q"]
+    diag = runner.invoke(main, ["diagnose", *common, "--n-test", "6", "--out", str(tmp_path / "d")])
+    assert diag.exit_code == 0, diag.output
+    cases = read_calibration(tmp_path / "d" / "calibration.nc").result
+    for k in (0, 4):
+        out = tmp_path / f"i{k}"
+        r = runner.invoke(main, ["infer", *common, "--test-index", str(k), "--out", str(out), "--no-plots"])
+        assert r.exit_code == 0, r.output
+        one = read_posterior(out / "posterior.nc")
+        np.testing.assert_array_equal(one.observation[0], cases.observation[k])  # the same simulated case, bitwise
+        np.testing.assert_array_equal(one.theta_true[0], cases.theta_true[k])

@@ -7,10 +7,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 from diffusers import DDIMScheduler, UNet2DModel
-from zoo_cli.main import main
 
 import zoo
 from inference.results import read_fibers
+from zoo_cli.main import main
 
 
 class _Net(torch.nn.Module):

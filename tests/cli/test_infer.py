@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from zoo_cli.main import main
 
 import inference
 import simulators
 from inference.results import read_posterior
+from zoo_cli.main import main
 
 FAST = ["--budget", "20000", "--n-samples", "200", "-q"]
 

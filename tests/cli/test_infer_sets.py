@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from zoo_cli.main import main
-from zoo_cli.observations import read_observations
 
 import inference
 import simulators
 from inference.results import read_posterior
+from zoo_cli.main import main
+from zoo_cli.observations import read_observations
 
 SET_ARM = {"noise_std": 0.1, "n_obs": "2-12"}
 

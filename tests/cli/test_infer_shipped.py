@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from zoo_cli.main import main
 
 from inference.results import read_posterior
+from zoo_cli.main import main
 
 
 @pytest.fixture
@@ -61,3 +61,23 @@ def test_retrain_without_a_shipped_default_is_a_one_line_error(runner, tmp_path)
     r = runner.invoke(main, args)
     assert r.exit_code == 2 and "--retrain applies to a shipped estimator" in r.output
     assert not out.exists()
+
+
+def test_posterior_file_records_the_misspecification_score(runner, tmp_path):
+    """The score the warning is based on is stored per observation in posterior.nc (sample_stats)."""
+    import torch
+
+    import inference
+
+    obs = tmp_path / "obs.csv"
+    obs.write_text("3.0,-1.0\n0.1,1.5\n")
+    out = tmp_path / "o"
+    r = runner.invoke(main, ["infer", "-s", "arm", "--observation", str(obs), "--out", str(out), "-q", "--no-plots"])
+    assert r.exit_code == 0, r.output
+    res = read_posterior(out / "posterior.nc")
+    p, d = res.sample_stats["misspecification_pvalue"], res.sample_stats["misspecification_distance"]
+    assert p.shape == d.shape == (2,)
+    expected = inference.load("arm-cinn").misspecification(torch.tensor([[3.0, -1.0], [0.1, 1.5]]))
+    np.testing.assert_allclose(p, expected.p_value.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(d, expected.distance.numpy(), rtol=1e-5)
+    assert p[0] < 0.01 < p[1]  # the impossible observation is flagged, the reachable one is not

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from zoo_cli.main import main
 
 import simulators
+from zoo_cli.main import main
 
 
 @pytest.fixture

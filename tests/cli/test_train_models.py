@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 from click.testing import CliRunner
-from zoo_cli.errors import ZooClickGroup
-from zoo_cli.train_models import prior, subject
 
 import zoo
+from zoo_cli.errors import ZooClickGroup
+from zoo_cli.train_models import prior, subject
 
 
 @click.group(cls=ZooClickGroup)

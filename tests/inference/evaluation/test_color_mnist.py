@@ -10,13 +10,13 @@ from __future__ import annotations
 import pytest
 import torch
 from click.testing import CliRunner
-from zoo_cli.main import main
 
 import simulators
 import zoo
 from inference.evaluation import color_mnist as quality
 from simulators.color_mnist import sample_colors
 from zoo import registry
+from zoo_cli.main import main
 
 
 def test_color_metrics_exact_cases():

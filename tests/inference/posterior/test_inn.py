@@ -370,3 +370,22 @@ def test_resimulation_needs_fresh_simulations():
         fit_inn(Arm(), budget=300, options=_opts(steps=20, weight_resim=1.0, **TINY), progress=False)
     est = fit_inn(Arm(), options=_opts(steps=3, weight_resim=1.0, **TINY), progress=False)
     assert est.history["train"][-1]["resim"] > 0
+
+
+def test_a_directory_saved_with_the_thesis_names_still_loads(arm_estimator, tmp_path):
+    """Estimators saved before the INN used theta / x names (dim_x = parameters, dim_y = observations) load as is."""
+    from safetensors.torch import load_file, save_file
+
+    path = arm_estimator.save(tmp_path / "inn")
+    header = json.loads((path / "estimator.json").read_text())
+    net = header["config"]["network"]
+    net["dim_x"], net["dim_y"] = net.pop("dim_theta"), net.pop("dim_x")
+    (path / "estimator.json").write_text(json.dumps(header))
+    old = {"theta_mean": "x_mean", "theta_std": "x_std", "x_mean": "y_mean", "x_std": "y_std"}
+    tensors = load_file(str(path / "weights.safetensors"))
+    save_file({old.get(k, k): v for k, v in tensors.items()}, str(path / "weights.safetensors"))
+    loaded = inference.load(path)
+    x_o = torch.tensor([[0.3, 1.7]])
+    a = arm_estimator.posterior(x_o).sample(50, generator=torch.Generator().manual_seed(9))
+    b = loaded.posterior(x_o).sample(50, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(a, b)

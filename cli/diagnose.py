@@ -15,7 +15,7 @@ import click
 import torch
 
 import inference
-from zoo_cli.errors import parse_options
+from zoo_cli.options import fit_options, parse_options
 
 
 @click.command()
@@ -27,10 +27,7 @@ from zoo_cli.errors import parse_options
 @click.option("--test-seed", type=int, default=0, show_default=True, help="Seed of the simulated test set.")
 @click.option("--n-samples", "-n", type=int, default=1000, show_default=True, help="Posterior draws per test case.")
 @click.option("--n-map", type=int, default=0, show_default=True, help="Test cases with a mean-shift MAP estimate.")
-@click.option("--budget", "-b", type=int, default=None, help="Simulation budget (default: the method's).")
-@click.option("--option", "opts", multiple=True, metavar="KEY=VALUE", help="Method option, repeatable.")
-@click.option("--sim-option", "sim_opts", multiple=True, metavar="KEY=VALUE", help="Simulator option, repeatable.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the run's generator.")
+@fit_options
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Output folder (calibration run).")
 @click.option("--overwrite", is_flag=True, help="Replace existing files in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")

@@ -25,28 +25,3 @@ class ZooError(click.ClickException):
     """A one-line error (``Error: ...`` on stderr) with exit code 2."""
 
     exit_code = 2
-
-
-def parse_options(pairs: tuple[str, ...]) -> dict:
-    """Parse repeated ``--option key=value`` into a dict, converting numbers and booleans."""
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="--option")
-        k, v = pair.split("=", 1)
-        out[k.strip().replace("-", "_")] = _convert(v.strip())
-    return out
-
-
-def _convert(v: str):
-    low = v.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v

@@ -18,7 +18,7 @@ import torch
 
 from inference.fibers import RefineOptions, fiber_methods, sample_fibers
 from inference.fibers.ndtm import NDTMOptions
-from zoo_cli.errors import parse_options
+from zoo_cli.options import parse_options
 
 # the method flags of earlier releases, kept as shorthands for --option: (flag value key) -> (method, option)
 _SHORTHANDS = {

@@ -14,8 +14,8 @@ import click
 import torch
 
 import inference
-from zoo_cli.errors import parse_options
 from zoo_cli.observations import parse_theta, read_observations
+from zoo_cli.options import fit_options, parse_options
 
 
 @click.command()
@@ -36,10 +36,7 @@ from zoo_cli.observations import parse_theta, read_observations
 @click.option("--test-seed", type=int, default=0, show_default=True, help="Seed of the simulated test set.")
 @click.option("--n-samples", "-n", type=int, default=1000, show_default=True, help="Posterior draws per observation.")
 @click.option("--n-resim", type=int, default=200, show_default=True, help="Draws per observation to re-simulate.")
-@click.option("--budget", "-b", type=int, default=None, help="Simulation budget (default: the method's).")
-@click.option("--option", "opts", multiple=True, metavar="KEY=VALUE", help="Method option, repeatable.")
-@click.option("--sim-option", "sim_opts", multiple=True, metavar="KEY=VALUE", help="Simulator option, repeatable.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the run's generator.")
+@fit_options
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing posterior.nc in --out.")
 @click.option("--no-plots", is_flag=True, help="Write posterior.nc only.")

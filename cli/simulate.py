@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 import simulators
-from zoo_cli.errors import parse_options
+from zoo_cli.options import parse_options
 
 
 @click.command()

@@ -13,17 +13,14 @@ import click
 import torch
 
 import inference
-from zoo_cli.errors import parse_options
+from zoo_cli.options import fit_options, parse_options
 from zoo_cli.train_models import prior, subject
 
 
 @click.group(invoke_without_command=True)
 @click.option("--simulator", "-s", "name", help="Simulator name (see `zoo list`).")
 @click.option("--method", "-m", help="Posterior method (see `zoo list`).")
-@click.option("--budget", "-b", type=int, default=None, help="Simulation budget (default: the method's).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the training generator.")
-@click.option("--option", "opts", multiple=True, metavar="KEY=VALUE", help="Method option, repeatable.")
-@click.option("--sim-option", "sim_opts", multiple=True, metavar="KEY=VALUE", help="Simulator option, repeatable.")
+@fit_options
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Estimator directory to write.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

@@ -59,11 +59,8 @@ class EstimatorFiles:
 
 def save_estimator(
     directory: str | os.PathLike,
+    estimator: Any,
     *,
-    method: str,
-    simulator: Simulator,
-    options: Any,
-    budget: int | None,
     config: Mapping[str, Any] | None = None,
     tensors: Mapping[str, torch.Tensor] | None = None,
     overwrite: bool = False,
@@ -72,10 +69,8 @@ def save_estimator(
 
     Arguments:
         directory: target directory; must not exist unless ``overwrite``.
-        method: the registered method name.
-        simulator: the simulator (its ``name`` and ``options`` are recorded).
-        options: the method's options dataclass (recorded with ``dataclasses.asdict``).
-        budget: the budget it was fitted with.
+        estimator: the estimator; its ``method``, ``simulator`` (``name`` and ``options``), ``options`` (recorded
+            as a nested dict) and ``budget`` go into ``estimator.json``.
         config: method-specific JSON-serializable settings needed to rebuild the estimator.
         tensors: named tensors (weights, statistics), saved as safetensors on CPU.
         overwrite: replace an existing directory.
@@ -91,13 +86,14 @@ def save_estimator(
         raise FileExistsError(f"{target} exists and is not a directory")
     if target.exists() and any(target.iterdir()) and not overwrite:
         raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
+    sim = estimator.simulator
     header = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
-        "method": method,
-        "simulator": {"name": simulator.name, "options": dict(getattr(simulator, "options", {}) or {})},
-        "options": options_dict(options),
-        "budget": budget,
+        "method": estimator.method,
+        "simulator": {"name": sim.name, "options": dict(getattr(sim, "options", {}) or {})},
+        "options": options_dict(estimator.options),
+        "budget": estimator.budget,
         "config": dict(config or {}),
         "zoo_version": zoo.__version__,
         "torch_version": str(torch.__version__),

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulators import Registry
+
 ROOT = Path(__file__).with_name("estimators")
 
 
@@ -51,19 +53,17 @@ class ShippedEstimator:
         return ROOT / self.name
 
 
-_REGISTRY: dict[str, ShippedEstimator] = {}
+_REGISTRY: Registry[ShippedEstimator] = Registry("shipped estimator")
 
 
 def register(entry: ShippedEstimator) -> None:
     """Add a shipped estimator to the registry."""
-    if entry.name in _REGISTRY:
-        raise ValueError(f"shipped estimator {entry.name!r} is already registered")
-    _REGISTRY[entry.name] = entry
+    _REGISTRY.register(entry.name, entry)
 
 
 def names() -> list[str]:
     """The names of the shipped estimators, sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get(name: str) -> ShippedEstimator:
@@ -72,14 +72,12 @@ def get(name: str) -> ShippedEstimator:
     Raises:
         ValueError: for an unknown name, listing the shipped ones.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"no shipped estimator named {name!r}; shipped: {', '.join(names()) or 'none'}")
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)
 
 
 def is_shipped(name: Any) -> bool:
     """Whether ``name`` is the name of a shipped estimator."""
-    return isinstance(name, str) and name in _REGISTRY
+    return name in _REGISTRY
 
 
 def default_for(simulator: str, options: dict[str, Any] | None = None) -> ShippedEstimator | None:
@@ -90,7 +88,7 @@ def default_for(simulator: str, options: dict[str, Any] | None = None) -> Shippe
         options: the simulator's options (``simulator.options``); an estimator is the default only for the options it
             was trained with.
     """
-    for entry in _REGISTRY.values():
+    for _, entry in _REGISTRY.items():
         if entry.simulator == simulator and _same(options or {}, entry.simulator_options):
             return entry
     return None

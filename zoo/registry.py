@@ -10,8 +10,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from simulators import Registry
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-BUILTIN: tuple[str, ...] = ("color-mnist-ddpm", "color-mnist-ood-ddpm", "color-mnist-ae", "digits-classifier")
+_MODELS: Registry[Path] = Registry("built-in model", listing="built-ins")
+for _name in ("color-mnist-ddpm", "color-mnist-ood-ddpm", "color-mnist-ae", "digits-classifier"):
+    _MODELS.register(_name, WEIGHTS_DIR / _name)
+BUILTIN: tuple[str, ...] = tuple(_MODELS.names())
 
 
 def _present(name: str) -> bool:
@@ -29,7 +34,7 @@ def names(role: str | None = None) -> list[str]:
 
 def is_builtin(name: str) -> bool:
     """Whether ``name`` is a built-in model (present or not)."""
-    return name in BUILTIN
+    return name in _MODELS
 
 
 def path(name: str) -> Path:
@@ -39,14 +44,13 @@ def path(name: str) -> Path:
         ValueError: not a built-in name.
         FileNotFoundError: a built-in whose weights are missing from this installation.
     """
-    if name not in BUILTIN:
-        raise ValueError(f"{name!r} is not a built-in model; built-ins: {', '.join(BUILTIN)}")
+    directory = _MODELS.get(name)
     if not _present(name):
         raise FileNotFoundError(
             f"the weights of built-in model {name!r} are missing from {WEIGHTS_DIR}; train them with "
             f"'zoo train <prior|subject> {name} --out DIR' and load DIR"
         )
-    return WEIGHTS_DIR / name
+    return directory
 
 
 def info(name: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 import simulators
 from inference.estimator_dir import EstimatorFiles, save_estimator
 from inference.methods import register_method
-from simulators import Simulator, check_observation
+from simulators import Simulator, validate_observation
 
 DEFAULT_BUDGET = 100_000
 """Simulations per posterior query when ``fit`` is given no budget."""
@@ -112,16 +112,13 @@ class RejectionABC:
 
     def posterior(self, x_o: torch.Tensor) -> ABCPosterior:
         """The ABC posterior for observations ``x_o`` of shape ``(*batch, *obs_shape)``."""
-        return ABCPosterior(self, check_observation(x_o, tuple(self.simulator.obs_shape)))
+        return ABCPosterior(self, validate_observation(self.simulator, x_o)[0])
 
     def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write ``estimator.json`` and the standardization scale (``weights.safetensors``)."""
         return save_estimator(
             directory,
-            method=self.method,
-            simulator=self.simulator,
-            options=self.options,
-            budget=self.budget,
+            self,
             tensors={"x_scale": self.x_scale},
             overwrite=overwrite,
         )

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 import simulators
 from inference.estimator_dir import EstimatorFiles, save_estimator
 from inference.methods import register_method
-from simulators import Simulator, check_observation, check_theta
+from simulators import Simulator, check_theta, validate_observation
 
 
 @dataclass(frozen=True)
@@ -96,16 +96,13 @@ class NUTSReference:
 
     def posterior(self, x_o: torch.Tensor) -> NUTSPosterior:
         """The NUTS posterior for observations ``x_o`` of shape ``(*batch, *obs_shape)``."""
-        return NUTSPosterior(self, check_observation(x_o, tuple(self.simulator.obs_shape)))
+        return NUTSPosterior(self, validate_observation(self.simulator, x_o)[0])
 
     def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write ``estimator.json`` (NUTS has no weights)."""
         return save_estimator(
             directory,
-            method=self.method,
-            simulator=self.simulator,
-            options=self.options,
-            budget=self.budget,
+            self,
             overwrite=overwrite,
         )
 

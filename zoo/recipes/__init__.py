@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from simulators import Registry
 from zoo.architectures import COLOR_MNIST_UNET, build
 from zoo.format import write_zoo_dir
 from zoo.recipes.data import HELD_OUT, colored_digits, data_source, split_digits
@@ -74,35 +75,28 @@ _DDPM_SCHEDULER = {
     "clip_sample_range": 1.0,
 }
 
-RECIPES: dict[str, Recipe] = {
-    "color-mnist-ddpm": Recipe(
-        name="color-mnist-ddpm",
-        role="prior",
-        kind="ddpm",
-        architecture="diffusers.UNet2DModel",
-        config=COLOR_MNIST_UNET,
-        variant="tied",
-        steps=2000,
-        batch_size=64,
-        lr=1e-3,
-        warmup=200,
-        ema=0.999,
-        scheduler=_DDPM_SCHEDULER,
-        description="DDPM prior of color-MNIST (digit color tied to background)",
-    ),
-    "color-mnist-ood-ddpm": Recipe(
+_DDPM = Recipe(
+    name="color-mnist-ddpm",
+    role="prior",
+    kind="ddpm",
+    architecture="diffusers.UNet2DModel",
+    config=COLOR_MNIST_UNET,
+    variant="tied",
+    steps=2000,
+    batch_size=64,
+    lr=1e-3,
+    warmup=200,
+    ema=0.999,
+    scheduler=_DDPM_SCHEDULER,
+    description="DDPM prior of color-MNIST (digit color tied to background)",
+)
+
+_RECIPES = {
+    "color-mnist-ddpm": _DDPM,
+    "color-mnist-ood-ddpm": replace(
+        _DDPM,
         name="color-mnist-ood-ddpm",
-        role="prior",
-        kind="ddpm",
-        architecture="diffusers.UNet2DModel",
-        config=COLOR_MNIST_UNET,
         variant="ood",
-        steps=2000,
-        batch_size=64,
-        lr=1e-3,
-        warmup=200,
-        ema=0.999,
-        scheduler=_DDPM_SCHEDULER,
         description="DDPM prior of color-MNIST with independent digit and background colors (NDTM w/ OOD)",
     ),
     "color-mnist-ae": Recipe(
@@ -130,6 +124,11 @@ RECIPES: dict[str, Recipe] = {
         description="small CNN classifier of colored digits (logits over 0-9)",
     ),
 }
+
+
+RECIPES: Registry[Recipe] = Registry("recipe")
+for _name, _recipe in _RECIPES.items():
+    RECIPES.register(_name, _recipe)
 
 
 def names(role: str | None = None) -> list[str]:

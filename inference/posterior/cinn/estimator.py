@@ -106,10 +106,7 @@ class CINNEstimator:
         tensors.update(self.score.state())
         return save_estimator(
             directory,
-            method=self.method,
-            simulator=self.simulator,
-            options=self.options,
-            budget=self.budget,
+            self,
             config=config,
             tensors=tensors,
             overwrite=overwrite,

@@ -164,10 +164,7 @@ class INNEstimator:
             summary["final_terms"] = self.history["train"][-1]
         return save_estimator(
             directory,
-            method=self.method,
-            simulator=self.simulator,
-            options=self.options,
-            budget=self.budget,
+            self,
             config={"network": self.model.config(), "training": summary},
             tensors=self.model.state_dict(),
             overwrite=overwrite,

@@ -1,0 +1,49 @@
+"""Command-line options shared by several commands, and the parsing of ``--option KEY=VALUE``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+
+def fit_options(f: Callable) -> Callable:
+    """``--budget``, ``--option``, ``--sim-option``, ``--seed``: how ``zoo infer`` / ``diagnose`` / ``train`` fit an
+    estimator (see :func:`inference.estimator_for`)."""
+    for decorator in reversed(
+        (
+            click.option("--budget", "-b", type=int, default=None, help="Simulation budget (default: the method's)."),
+            click.option("--option", "opts", multiple=True, metavar="KEY=VALUE", help="Method option, repeatable."),
+            click.option(
+                "--sim-option", "sim_opts", multiple=True, metavar="KEY=VALUE", help="Simulator option, repeatable."
+            ),
+            click.option("--seed", type=int, default=0, show_default=True, help="Seed of the run's generator."),
+        )
+    ):
+        f = decorator(f)
+    return f
+
+
+def parse_options(pairs: tuple[str, ...]) -> dict:
+    """Parse repeated ``--option key=value`` into a dict, converting numbers and booleans."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="--option")
+        k, v = pair.split("=", 1)
+        out[k.strip().replace("-", "_")] = _convert(v.strip())
+    return out
+
+
+def _convert(v: str):
+    low = v.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v

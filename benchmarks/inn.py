@@ -1,4 +1,4 @@
-"""Benchmark of the inverse INN (inference/posterior/inn.py) against the thesis's numbers.
+"""Benchmark of the inverse INN (inference/posterior/inn/) against the thesis's numbers.
 
 Tasks (``--task``):
 
@@ -26,7 +26,6 @@ import ast
 import pathlib
 import sys
 import time
-from dataclasses import asdict, replace
 
 # Run as a script, this file's folder would be sys.path[0]: put the repository root there instead, so that
 # ``benchmarks.beer_lambert`` imports both as ``python benchmarks/inn.py`` and as ``python -m benchmarks.inn``.
@@ -40,6 +39,7 @@ import inference  # noqa: E402
 import simulators  # noqa: E402
 from benchmarks.beer_lambert import band_extinction, unmix_so2  # noqa: E402
 from inference.evaluation import diagnostics  # noqa: E402
+from inference.options import options_dict  # noqa: E402
 from inference.posterior.inn import INNOptions, fit_inn  # noqa: E402
 
 # Arm: thesis B.5.2 (6 affine coupling blocks, 3 fully connected layers each, leaky ReLU). The rest are tuned
@@ -57,20 +57,20 @@ from inference.posterior.inn import INNOptions, fit_inn  # noqa: E402
 #   blew up early (steps 300-3900, on the CPU and on a GPU); with it seeds 0 and 1 both train (docs/inn.md);
 # - 8000 steps: 664 s on 2 quiet cores (the target is 15 minutes);
 # - no validation-based weight selection: the validation loss is dominated by L_x, and picked step 1000 of 1500.
-ARM = INNOptions(
-    blocks=6,
-    hidden=128,
-    layers=2,
-    activation="leaky_relu",
-    steps=8000,
-    lr=3e-3,
-    weight_y=1000.0,
-    weight_x=2000.0,
-    weight_resim=100.0,
-    noise_y=0.005,
-    warmup=500,
-    val_every=0,
-)
+ARM = {
+    "blocks": 6,
+    "hidden": 128,
+    "layers": 2,
+    "activation": "leaky_relu",
+    "steps": 8000,
+    "lr": 3e-3,
+    "weight_y": 1000.0,
+    "weight_x": 2000.0,
+    "weight_resim": 100.0,
+    "noise_y": 0.005,
+    "warmup": 500,
+    "val_every": 0,
+}
 # Gaussian mixture: thesis B.5.1 (3 fully connected layers per coefficient function, ReLU, zero padding to a nominal
 # width of 16, batch 200) with the multi-scale IMQ widths (0.05, 0.2, 0.9) and loss weights (y 3, z 300, x 400) of
 # the reference notebook, in raw units (no standardization, as there). Tuned here: 6 blocks instead of 3 and y noise
@@ -79,33 +79,38 @@ ARM = INNOptions(
 # sqrt(2) apart in the y slot, comparable to the widest kernel (0.9), so the MMD of L_z cannot fully tell them apart
 # and each label's z is only loosely forced to N(0, I); as centred log-probabilities they lie about 7 apart (C2ST of
 # the single-mode labels 0.608 / 0.579 with squared error, 0.550 / 0.536 with cross-entropy, docs/inn.md).
-GM = INNOptions(
-    dim_total=16,
-    blocks=6,
-    hidden=128,
-    layers=2,
-    steps=3000,
-    batch_size=200,
-    weight_y=3.0,
-    weight_z=300.0,
-    weight_x=400.0,
-    noise_y=0.02,
-    noise_pad=0.05,
-    kernel_z=((0.0025, 1.0), (0.04, 1.0), (0.81, 1.0)),
-    kernel_x=((0.0025, 1.0), (0.04, 1.0), (0.81, 1.0)),
-    standardize=False,
-    y_loss="cross_entropy",
-    val_every=1000,
-)
+GM = {
+    "dim_total": 16,
+    "blocks": 6,
+    "hidden": 128,
+    "layers": 2,
+    "steps": 3000,
+    "batch_size": 200,
+    "weight_y": 3.0,
+    "weight_z": 300.0,
+    "weight_x": 400.0,
+    "noise_y": 0.02,
+    "noise_pad": 0.05,
+    "kernel_z": ((0.0025, 1.0), (0.04, 1.0), (0.81, 1.0)),
+    "kernel_x": ((0.0025, 1.0), (0.04, 1.0), (0.81, 1.0)),
+    "standardize": False,
+    "y_loss": "cross_entropy",
+    "val_every": 1000,
+}
 # Tissue: the released tissue configuration of Ardizzone et al. 2019 (INNOptions' defaults: 4 blocks of width 128,
 # batch 500, weights y 1 / z 50 / x 500) with its observation-distance weighting of L_x (sigma_y = 0.48) and its
 # 12 000 steps, but with the thesis's dimensions (table B.2: z = 13, x padded to 26) instead of the release's z = 5:
 # the SNR-10 camera noise needs room in z (with z = 5 the posteriors were far too narrow and the sO2 error stayed
 # above the Beer-Lambert floor, 0.155-0.20 vs 0.144; docs/inn.md).
-TISSUE = INNOptions(dim_z=13, dim_total=26, steps=12000, x_weight_sigma=0.48, val_every=0)
+TISSUE = {"dim_z": 13, "dim_total": 26, "steps": 12000, "x_weight_sigma": 0.48, "val_every": 0}
 THESIS_ARM = {"mean": 0.0139, "median": 0.0113, "calib": 0.96}
 # Thesis table 4.2 (MAP sO2 RMSE, calibration error of the sO2 marginal); their data: 10^6 photons per wavelength
 THESIS_TISSUE = {"INN": (0.041, 0.34), "ABC": (0.036, 0.90), "INN, only L_y, L_z": (0.066, 1.62)}
+
+
+def _options(base: dict, steps: int, args, **changes) -> INNOptions:
+    """The benchmark's settings ``base`` with the steps and ``--set`` overrides (flat names: ``lr``, ``weight_x``)."""
+    return inference.make_options("inn", {**base, **({"steps": steps} if steps else {}), **_overrides(args), **changes})
 
 
 def _fit(sim, options: INNOptions, seed: int, progress: bool = False):
@@ -116,7 +121,7 @@ def _fit(sim, options: INNOptions, seed: int, progress: bool = False):
 
 def bench_arm(args) -> None:
     sim = simulators.get("arm")
-    opts = replace(ARM, steps=args.steps or ARM.steps, **_overrides(args))
+    opts = _options(ARM, args.steps, args)
     est, seconds = _fit(sim, opts, args.seed, args.progress)
     if args.save:
         print(f"saved the arm estimator to {est.save(args.save, overwrite=True)}")
@@ -135,17 +140,17 @@ def bench_arm(args) -> None:
     per = ", ".join(f"{100 * v:.2f}%" for v in cal.error_per_parameter)
     print(
         f"| INN, zoo | {err.mean():.4f} | {np.median(err):.4f} | {100 * cal.error:.2f}% | {per} | "
-        f"{seconds:.0f} s ({opts.steps} steps, {torch.get_num_threads()} threads) |"
+        f"{seconds:.0f} s ({opts.train.steps} steps, {torch.get_num_threads()} threads) |"
     )
 
 
 def bench_gm(args) -> None:
     sim = simulators.get("gaussian-mixture", labels="some")
-    base = replace(GM, steps=args.steps or GM.steps, **_overrides(args))
+    base = _options(GM, args.steps, args)
     variants = {"INN (all losses)": base}
     if not args.no_ablations:
-        variants["INN without L_x"] = replace(base, weight_x=0.0)
-        variants["INN without L_y, L_z"] = replace(base, weight_y=0.0, weight_z=0.0)
+        variants["INN without L_x"] = _options(GM, args.steps, args, weight_x=0.0)
+        variants["INN without L_y, L_z"] = _options(GM, args.steps, args, weight_y=0.0, weight_z=0.0)
     labels = sorted(set(sim.label_map.tolist()))
     print(f"\ngaussian-mixture (labels 'some'), {args.gm_draws} draws per label, seed {args.seed}")
     print(f"settings: {_changed(base)}")
@@ -168,7 +173,7 @@ def bench_gm(args) -> None:
             werr.append(float((share - 1.0 / len(modes)).abs().max()))
         row = " | ".join(f"{s:.3f}" for s in scores)
         print(
-            f"| {name} | {row} | {100 * np.mean(off):.1f}% | {max(werr):.3f} | {seconds:.0f} s ({opts.steps} steps) |"
+            f"| {name} | {row} | {100 * np.mean(off):.1f}% | {max(werr):.3f} | {seconds:.0f} s ({opts.train.steps} steps) |"
         )
 
 
@@ -200,10 +205,12 @@ def bench_tissue(args) -> None:
     rmse_bl = float((so2_bl - theta[:, 0]).pow(2).mean().sqrt())
     rows.append(("Beer-Lambert linear unmixing (point estimate: the floor)", rmse_bl, rmse_bl, *[float("nan")] * 2, ""))
 
-    opts = replace(TISSUE, steps=args.tissue_steps or TISSUE.steps, **_overrides(args))
+    opts = _options(TISSUE, args.tissue_steps, args)
     est, seconds = _fit(sim, opts, args.seed, args.progress)
     draws = est.posterior(x_o).sample(args.draws, generator=g)
-    rows.append(("INN, zoo", *score(draws), f"{seconds:.0f} s ({opts.steps} steps, {torch.get_num_threads()} thr)"))
+    rows.append(
+        ("INN, zoo", *score(draws), f"{seconds:.0f} s ({opts.train.steps} steps, {torch.get_num_threads()} thr)")
+    )
 
     if args.abc_budget:
         t0 = time.perf_counter()
@@ -238,8 +245,14 @@ def _overrides(args) -> dict:
 
 
 def _changed(opts: INNOptions) -> str:
-    default = asdict(INNOptions())
-    return ", ".join(f"{k}={v}" for k, v in asdict(opts).items() if default[k] != v) or "defaults"
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    default, now = flat(options_dict(INNOptions())), flat(options_dict(opts))
+    return ", ".join(f"{k}={v}" for k, v in now.items() if default[k] != v) or "defaults"
 
 
 def main() -> None:

@@ -173,7 +173,8 @@ def bench_gm(args) -> None:
             werr.append(float((share - 1.0 / len(modes)).abs().max()))
         row = " | ".join(f"{s:.3f}" for s in scores)
         print(
-            f"| {name} | {row} | {100 * np.mean(off):.1f}% | {max(werr):.3f} | {seconds:.0f} s ({opts.train.steps} steps) |"
+            f"| {name} | {row} | {100 * np.mean(off):.1f}% | {max(werr):.3f} | {seconds:.0f} s "
+            f"({opts.train.steps} steps) |"
         )
 
 

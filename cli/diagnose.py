@@ -14,8 +14,7 @@ from typing import Any
 import click
 import torch
 
-import inference
-from zoo_cli.options import fit_options, parse_options
+from zoo_cli.options import estimator_choice, fit_options
 
 
 @click.command()
@@ -60,16 +59,7 @@ def diagnose(result: Path | None, **o: Any) -> None:
     if o["n_test"] < 2 or o["n_samples"] < 1:
         raise ValueError(f"--n-test must be >= 2 and --n-samples >= 1, got {o['n_test']} and {o['n_samples']}")
     generator = torch.Generator().manual_seed(o["seed"])
-    choice = inference.estimator_for(
-        o["name"],
-        method=o["method"],
-        estimator=o["estimator"],
-        budget=o["budget"],
-        options=parse_options(o["opts"]),
-        simulator_options=parse_options(o["sim_opts"]),
-        generator=generator,
-        progress=not o["quiet"],
-    )
+    choice = estimator_choice(o, generator)
     from inference.evaluation.calibration import calibrate
 
     est = choice.estimator

@@ -15,7 +15,7 @@ import torch
 
 import inference
 from zoo_cli.observations import parse_theta, read_observations
-from zoo_cli.options import fit_options, parse_options
+from zoo_cli.options import estimator_choice, fit_options
 
 
 @click.command()
@@ -57,17 +57,7 @@ def infer(**o: Any) -> None:
         raise FileExistsError(f"{result_path} already exists; pass --overwrite to replace it")
     generator = torch.Generator().manual_seed(o["seed"])
     # resolves and checks everything that can fail on bad input before any work; a fit waits until infer needs it
-    choice = inference.estimator_for(
-        o["name"],
-        method=o["method"],
-        estimator=o["estimator"],
-        budget=o["budget"],
-        options=parse_options(o["opts"]) or None,
-        simulator_options=parse_options(o["sim_opts"]),
-        retrain=o["retrain"],
-        generator=generator,
-        progress=not o["quiet"],
-    )
+    choice = estimator_choice(o, generator)
     sim = choice.simulator
     x_o = None if o["obs_file"] is None else read_observations(o["obs_file"], sim, as_set=o["as_set"])
     theta = None if o["theta"] is None else parse_theta(o["theta"], sim)

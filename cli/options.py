@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import click
+import torch
+
+import inference
 
 
 def fit_options(f: Callable) -> Callable:
@@ -47,3 +51,19 @@ def _convert(v: str):
         except ValueError:
             pass
     return v
+
+
+def estimator_choice(o: dict[str, Any], generator: torch.Generator) -> inference.EstimatorChoice:
+    """:func:`inference.estimator_for` with a command's arguments ``o``: click's keyword arguments of ``--simulator``,
+    ``--method``, ``--estimator``, ``--retrain`` where the command has them, and :func:`fit_options`."""
+    return inference.estimator_for(
+        o["name"],
+        method=o.get("method"),
+        estimator=o.get("estimator"),
+        budget=o["budget"],
+        options=parse_options(o["opts"]) or None,
+        simulator_options=parse_options(o["sim_opts"]),
+        retrain=o.get("retrain", False),
+        generator=generator,
+        progress=not o["quiet"],
+    )

@@ -8,12 +8,12 @@ zoo models.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import torch
 
-import inference
-from zoo_cli.options import fit_options, parse_options
+from zoo_cli.options import estimator_choice, fit_options
 from zoo_cli.train_models import prior, subject
 
 
@@ -25,28 +25,21 @@ from zoo_cli.train_models import prior, subject
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
-def train(ctx, name, method, budget, seed, opts, sim_opts, out, overwrite, quiet) -> None:
+def train(ctx: click.Context, **o: Any) -> None:
     """Train a posterior estimator (or, with a subcommand, a zoo model).
 
     Example: zoo train --simulator arm --method inn --out arm-inn/
     """
     if ctx.invoked_subcommand is not None:
         return
+    name, method, out = o["name"], o["method"], o["out"]
     missing = [flag for flag, v in (("--simulator", name), ("--method", method), ("--out", out)) if v is None]
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)}; e.g. zoo train --simulator arm --method inn --out DIR")
-    if out.exists() and any(out.iterdir()) and not overwrite:
+    if out.exists() and any(out.iterdir()) and not o["overwrite"]:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    choice = inference.estimator_for(
-        name,
-        method=method,
-        budget=budget,
-        options=parse_options(opts),
-        simulator_options=parse_options(sim_opts),
-        generator=torch.Generator().manual_seed(seed),
-        progress=not quiet,
-    )
-    path = choice.estimator.save(out, overwrite=overwrite)
+    choice = estimator_choice(o, torch.Generator().manual_seed(o["seed"]))
+    path = choice.estimator.save(out, overwrite=o["overwrite"])
     click.echo(
         f"trained {method} on {name} in {choice.fit_seconds:.1f} s; wrote {path} (use: zoo infer --estimator {path})"
     )

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from inference.results import netcdf
-from inference.results.netcdf import Group
+from inference.results.netcdf import Group, ResultFile
 from inference.results.posterior import PosteriorSamples
 
 _SCALARS = (
@@ -30,7 +30,7 @@ _SCALARS = (
 
 
 @dataclass
-class CalibrationReport:
+class CalibrationReport(ResultFile):
     """The outcome of a simulation-based calibration run (see :func:`inference.evaluation.calibration.calibrate`).
 
     Attributes:
@@ -109,14 +109,6 @@ class CalibrationReport:
         scalars = {f"{k}_overall" if k in ("error", "rmse_mean", "rmse_map") else k: getattr(self, k) for k in _SCALARS}
         groups["calibration"] = Group(data, coords, scalars)
         return {**attrs, "zoo_format": netcdf.CALIBRATION}, groups
-
-    def to_datatree(self) -> Any:
-        """The ArviZ-layout :class:`xarray.DataTree` of this report."""
-        return netcdf.to_datatree(*self.layout())
-
-    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write ``calibration.nc`` atomically; refuses to overwrite unless asked."""
-        return netcdf.write(path, *self.layout(), overwrite=overwrite)
 
     def save_table(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the table as Markdown (``calibration.md``) atomically; refuses to overwrite unless asked."""

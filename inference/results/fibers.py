@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from inference.results import netcdf
-from inference.results.netcdf import Group
+from inference.results.netcdf import Group, ResultFile
 from inference.results.posterior import as_numpy, now, versions, x_dim_names
 
 
 @dataclass
-class FiberSamples:
+class FiberSamples(ResultFile):
     """Fiber samples x~ with phi(x~) ~= phi(x) for one or more targets x, with their losses and cost traces.
 
     Attributes:
@@ -150,18 +149,6 @@ class FiberSamples:
         for g in groups.values():
             g.attrs.update({k: attrs[k] for k in ("created_at", "inference_library", "method")})
         return attrs, groups
-
-    def to_datatree(self) -> Any:
-        """The ArviZ-layout :class:`xarray.DataTree` of this result."""
-        return netcdf.to_datatree(*self.layout())
-
-    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write ``fibers.nc`` atomically (temporary name, then ``os.replace``).
-
-        Raises:
-            FileExistsError: if ``path`` exists and ``overwrite`` is false.
-        """
-        return netcdf.write(path, *self.layout(), overwrite=overwrite)
 
     @classmethod
     def from_layout(cls, attrs: dict[str, Any], groups: dict[str, Group]) -> FiberSamples:

@@ -62,6 +62,16 @@ def write(
 
 def write_atomic(path: str | os.PathLike, tree: Any, *, overwrite: bool = False) -> Path:
     """Write a DataTree as NetCDF4 (h5netcdf engine) to a temporary name, then rename it to ``path``."""
+    return _atomic(path, lambda tmp: tree.to_netcdf(tmp, engine=ENGINE, mode="w"), overwrite=overwrite)
+
+
+def write_text(path: str | os.PathLike, text: str, *, overwrite: bool = False) -> Path:
+    """Write a text file beside a result (e.g. ``calibration.md``) through a ``mkstemp`` temporary, then rename."""
+    return _atomic(path, lambda tmp: Path(tmp).write_text(text), overwrite=overwrite)
+
+
+def _atomic(path: str | os.PathLike, write_to: Any, *, overwrite: bool) -> Path:
+    """``write_to(tmp)`` into a fresh ``mkstemp`` file beside ``path`` (never a predictable name), then rename."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
@@ -69,7 +79,7 @@ def write_atomic(path: str | os.PathLike, tree: Any, *, overwrite: bool = False)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(fd)
     try:
-        tree.to_netcdf(tmp, engine=ENGINE, mode="w")
+        write_to(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -77,21 +87,23 @@ def write_atomic(path: str | os.PathLike, tree: Any, *, overwrite: bool = False)
     return path
 
 
-def write_text(path: str | os.PathLike, text: str, *, overwrite: bool = False) -> Path:
-    """Write a text file beside a result (e.g. ``calibration.md``) through a ``mkstemp`` temporary, then rename."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+class ResultFile:
+    """What every result object shares: its :meth:`layout` (root attributes and groups) makes the tree and the file."""
+
+    def layout(self) -> tuple[dict[str, Any], dict[str, Group]]:  # pragma: no cover - implemented by each result
+        raise NotImplementedError
+
+    def to_datatree(self) -> Any:
+        """The ArviZ-layout :class:`xarray.DataTree` of this result."""
+        return to_datatree(*self.layout())
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the file atomically (a ``mkstemp`` name in the same folder, then ``os.replace``).
+
+        Raises:
+            FileExistsError: if ``path`` exists and ``overwrite`` is false.
+        """
+        return write(path, *self.layout(), overwrite=overwrite)
 
 
 def read(path: str | os.PathLike, formats: tuple[str, ...], *, kind: str) -> tuple[dict[str, Any], dict[str, Group]]:

@@ -25,7 +25,6 @@ import datetime as _dt
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,14 +32,14 @@ import torch
 
 import zoo
 from inference.results import netcdf
-from inference.results.netcdf import Group
+from inference.results.netcdf import Group, ResultFile
 
 FORMAT = netcdf.POSTERIOR
 FORMAT_VERSION = netcdf.FORMAT_VERSION
 
 
 @dataclass
-class PosteriorSamples:
+class PosteriorSamples(ResultFile):
     """Posterior draws for one or more observations, with everything needed to judge and reproduce them.
 
     Attributes:
@@ -250,18 +249,6 @@ class PosteriorSamples:
             "inference_library": "zoo",
             "inference_library_version": self.versions.get("zoo", ""),
         }
-
-    def to_datatree(self) -> Any:
-        """The ArviZ-layout :class:`xarray.DataTree` of this result (see the module docstring)."""
-        return netcdf.to_datatree(*self.layout())
-
-    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write the result file atomically (temporary name in the same folder, then ``os.replace``).
-
-        Raises:
-            FileExistsError: if ``path`` exists and ``overwrite`` is false.
-        """
-        return netcdf.write(path, *self.layout(), overwrite=overwrite)
 
     @classmethod
     def from_layout(cls, attrs: dict[str, Any], groups: dict[str, Group]) -> PosteriorSamples:

@@ -11,7 +11,7 @@ import numpy as np
 
 from inference.results import netcdf
 from inference.results.netcdf import Group, ResultFile
-from inference.results.posterior import as_numpy, now, versions, x_dim_names
+from inference.results.posterior import as_numpy, now, provenance, versions, x_dim_names
 
 
 @dataclass
@@ -139,12 +139,7 @@ class FiberSamples(ResultFile):
             "prior": self.prior,
             "method_options": json.dumps(self.method_options, sort_keys=True, default=str),
             "seed": -1 if self.seed is None else int(self.seed),
-            "wall_time_s": float(self.wall_time_s),
-            "created_at": self.created,
-            "zoo_version": self.versions.get("zoo", ""),
-            "torch_version": self.versions.get("torch", ""),
-            "inference_library": "zoo",
-            "inference_library_version": self.versions.get("zoo", ""),
+            **provenance(self.wall_time_s, self.created, self.versions),
         }
         for g in groups.values():
             g.attrs.update({k: attrs[k] for k in ("created_at", "inference_library", "method")})

@@ -242,12 +242,7 @@ class PosteriorSamples(ResultFile):
             "seed": -1 if self.seed is None else int(self.seed),
             "param_names": json.dumps(list(self.param_names)),
             "observation_names": json.dumps(None if self.observation_names is None else list(self.observation_names)),
-            "wall_time_s": float(self.wall_time_s),
-            "created_at": self.created,
-            "zoo_version": self.versions.get("zoo", ""),
-            "torch_version": self.versions.get("torch", ""),
-            "inference_library": "zoo",
-            "inference_library_version": self.versions.get("zoo", ""),
+            **provenance(self.wall_time_s, self.created, self.versions),
         }
 
     @classmethod
@@ -312,6 +307,18 @@ def as_numpy(a: Any) -> np.ndarray:
     if isinstance(a, torch.Tensor):
         return a.detach().to("cpu").numpy()
     return np.asarray(a)
+
+
+def provenance(wall_time_s: float, created: str, versions: dict[str, str]) -> dict[str, Any]:
+    """The provenance attributes every result file carries (time, creation, versions; ArviZ's library fields)."""
+    return {
+        "wall_time_s": float(wall_time_s),
+        "created_at": created,
+        "zoo_version": versions.get("zoo", ""),
+        "torch_version": versions.get("torch", ""),
+        "inference_library": "zoo",
+        "inference_library_version": versions.get("zoo", ""),
+    }
 
 
 def now() -> str:

@@ -95,13 +95,16 @@ def register(name: str, factory: Callable[..., Simulator]) -> None:
 
 
 def names() -> list[str]:
-    """The names of all registered simulators, sorted."""
+    """The names of all registered simulators, including installed plugins (entry points ``zoo.simulators``)."""
+    _register_plugins()
     return _SIMULATORS.names()
 
 
 def options(name: str) -> dict[str, Any]:
     """The keyword options a simulator accepts, with their defaults."""
-    params = inspect.signature(_SIMULATORS.get(name)).parameters
+    _register_plugins()
+    factory = _SIMULATORS.get(name)
+    params = inspect.signature(_PLUGINS[name].load() if name in _PLUGINS else factory).parameters
     return {
         k: (None if p.default is inspect.Parameter.empty else p.default)
         for k, p in params.items()
@@ -110,11 +113,12 @@ def options(name: str) -> dict[str, Any]:
 
 
 def get(name: str, **opts: Any) -> Simulator:
-    """Build a registered simulator.
+    """Build a simulator by name, or from your own code.
 
     Arguments:
-        name: a registered name (see :func:`names`).
-        **opts: simulator options, e.g. ``variant="cumulative"`` for the arm.
+        name: a registered name (see :func:`names`; installed plugins included), ``package.module:factory`` or
+            ``path/to/file.py:factory`` (:mod:`simulators.specs`).
+        **opts: simulator options, e.g. ``variant="cumulative"`` for the arm (keyword arguments of the factory).
 
     Raises:
         UnknownSimulatorError: for an unknown name or option, listing the valid ones.
@@ -125,6 +129,11 @@ def get(name: str, **opts: Any) -> Simulator:
         >>> sim.param_names
         ('rail', 'angle1', 'angle2', 'angle3')
     """
+    from simulators import specs
+
+    if specs.is_code_spec(name):
+        return specs.build(name, **opts)
+    _register_plugins()
     factory = _SIMULATORS.get(name)
     valid = options(name)
     unknown = sorted(set(opts) - set(valid))
@@ -133,4 +142,27 @@ def get(name: str, **opts: Any) -> Simulator:
             f"unknown option {unknown[0]!r} for simulator {name!r}; valid options: "
             + (", ".join(f"{k} (default {v!r})" for k, v in valid.items()) or "none")
         )
-    return factory(**opts)
+    kind = "entry_point" if name in _PLUGINS else "registry"
+    return specs.attach(factory(**opts), {"kind": kind, "name": name, "options": dict(opts)})
+
+
+_PLUGINS: dict[str, Any] = {}  # name -> entry point of an installed plugin
+
+
+def _register_plugins() -> None:
+    """Register the simulators of installed packages (entry points ``zoo.simulators``) once, loaded when used."""
+    from simulators import specs
+
+    for plugin, ep in specs.plugins().items():
+        if plugin in _SIMULATORS:
+            continue
+        _PLUGINS[plugin] = ep
+        _SIMULATORS.register(plugin, lambda _ep=ep, **opts: _load(_ep)(**opts))
+
+
+def _load(ep: Any) -> Callable[..., Simulator]:
+    """The factory of a plugin's entry point, its result adapted to the interface."""
+    from simulators.user import as_simulator
+
+    factory = ep.load()
+    return lambda **opts: as_simulator(factory(**opts))

@@ -2,8 +2,10 @@
 
 ``torch.distributions`` and pyro sample from the global RNG and take no generator, but zoo never seeds globally.
 :func:`sample_prior` draws from the distribution families zoo's priors are built of, with the caller's generator:
-a distribution whose own ``sample`` accepts ``generator=`` is used as is; Normal, Uniform, LogNormal, Independent,
-MixtureSameFamily (and anything univariate with an ``icdf``) are sampled by transforming generator draws.
+a distribution whose own ``sample`` accepts ``generator=`` is used as is; Normal, Uniform, MultivariateNormal,
+transformed distributions (LogNormal, ...), Independent, MixtureSameFamily (and anything univariate with an ``icdf``)
+are sampled by transforming generator draws; anything else (Gamma, Beta, pyro's own distributions) by its own
+sampler, seeded from the generator inside a fork of the global random state (which is left as it was).
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from collections.abc import Iterable
 
 import numpy as np
 import torch
-from torch.distributions import Distribution, Independent, MixtureSameFamily, Normal, Uniform
+from torch.distributions import (
+    Distribution,
+    Independent,
+    MixtureSameFamily,
+    MultivariateNormal,
+    Normal,
+    TransformedDistribution,
+    Uniform,
+)
 
 
 def sample_prior(
@@ -64,14 +74,26 @@ def _sample(d: Distribution, shape: torch.Size, g: torch.Generator | None) -> to
         ev = len(d.event_shape)
         index = idx.reshape(*idx.shape, 1, *([1] * ev)).expand(*idx.shape, 1, *d.event_shape)
         return comp.gather(len(shape) + len(d.batch_shape), index).squeeze(len(shape) + len(d.batch_shape))
+    if isinstance(d, MultivariateNormal):
+        eps = torch.randn(full, generator=g, device=d.loc.device, dtype=d.loc.dtype)
+        return d.loc + (d.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+    if isinstance(d, TransformedDistribution):  # LogNormal, ...: transform draws of the base distribution
+        x = _sample(d.base_dist, shape, g)
+        for t in d.transforms:
+            x = t(x)
+        return x
     if d.event_shape == torch.Size() and _has_icdf(d):
         probe = d.mean if d.mean.is_floating_point() else torch.zeros(())
         u = torch.rand(full, generator=g, device=probe.device, dtype=probe.dtype)
         return d.icdf(u.clamp(1e-7, 1 - 1e-7))
-    raise TypeError(
-        f"cannot sample {type(d).__name__} with an explicit generator; give the distribution a "
-        "sample(sample_shape, generator=None) method or build the prior from Normal / Uniform / mixtures"
-    )
+    if g is None:
+        return d.sample(shape)
+    # anything else (Gamma, Beta, Dirichlet, pyro's own, ...): its own sampler, seeded from the caller's generator in a
+    # fork of the global random state, so the draws are a function of the generator and the global state is untouched
+    seed = int(torch.randint(0, 2**62, (), generator=g))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return d.sample(shape)
 
 
 def _has_icdf(d: Distribution) -> bool:

@@ -19,8 +19,18 @@ from zoo_cli.options import estimator_choice, fit_options
 
 @click.command()
 @click.argument("result", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--simulator", "-s", "name", help="Simulator name (see `zoo list`); not needed with --estimator.")
+@click.option(
+    "--simulator",
+    "-s",
+    "name",
+    help="Simulator: a name (zoo list), module:factory or file.py:factory; optional with --estimator.",
+)
 @click.option("--method", "-m", default="abc", show_default=True, help="Posterior method (see `zoo list`).")
+@click.option(
+    "--trust-code",
+    is_flag=True,
+    help="Rebuild the saved estimator's simulator when it is your module or file (it runs that code).",
+)
 @click.option("--estimator", type=click.Path(path_type=Path), help="A saved estimator directory (zoo train) to test.")
 @click.option("--n-test", type=int, default=200, show_default=True, help="Simulated test cases.")
 @click.option("--test-seed", type=int, default=0, show_default=True, help="Seed of the simulated test set.")

@@ -14,12 +14,17 @@ import click
 import torch
 
 import inference
-from zoo_cli.observations import parse_theta, read_observations
+from zoo_cli.observations import check_sources, read_sources
 from zoo_cli.options import estimator_choice, fit_options
 
 
 @click.command()
-@click.option("--simulator", "-s", "name", help="Simulator name (see `zoo list`); not needed with --estimator.")
+@click.option(
+    "--simulator",
+    "-s",
+    "name",
+    help="Simulator: a name (zoo list), module:factory or file.py:factory; optional with --estimator.",
+)
 @click.option(
     "--method",
     "-m",
@@ -28,9 +33,19 @@ from zoo_cli.options import estimator_choice, fit_options
     "and no --budget/--option is given, else abc.",
 )
 @click.option("--retrain", is_flag=True, help="Train the default shipped estimator afresh instead of loading it.")
+@click.option(
+    "--trust-code",
+    is_flag=True,
+    help="Rebuild the saved estimator's simulator when it is your module or file (it runs that code).",
+)
 @click.option("--estimator", type=click.Path(path_type=Path), help="A saved estimator directory (zoo train) to use.")
 @click.option("--observation", "obs_file", type=click.Path(path_type=Path), help="CSV / NPY / JSON observations.")
 @click.option("--as-set", is_flag=True, help="Read all rows of a CSV --observation as one set (set-valued simulators).")
+@click.option("--x-key", default="x", show_default=True, help="Dataset / array of an HDF5 / NPZ --observation.")
+@click.option(
+    "--truth", type=click.Path(path_type=Path), help="True parameters of the observations (HDF5/NPZ/NPY/CSV)."
+)
+@click.option("--theta-key", default="theta", show_default=True, help="Dataset / array of an HDF5 / NPZ --truth.")
 @click.option("--theta", help="Simulate a synthetic observation from these parameters, e.g. 0,0.3,-0.2,0.4.")
 @click.option("--test-index", type=int, help="Use case K of the simulated test set (the case K of zoo diagnose).")
 @click.option("--test-seed", type=int, default=0, show_default=True, help="Seed of the simulated test set.")
@@ -46,12 +61,7 @@ def infer(**o: Any) -> None:
 
     Example: zoo infer --simulator arm --method abc --theta 0,0.3,-0.2,0.4 --out out/
     """
-    if sum(o[k] is not None for k in ("obs_file", "theta", "test_index")) != 1:
-        raise click.UsageError("give exactly one of --observation FILE, --theta VALUES, --test-index K")
-    if o["as_set"] and o["obs_file"] is None:
-        raise click.UsageError("--as-set applies to a CSV --observation file")
-    if o["estimator"] is None and o["name"] is None:
-        raise click.UsageError("give --simulator NAME (or --estimator DIR)")
+    check_sources(o)
     result_path = o["out"] / "posterior.nc"
     if result_path.exists() and not o["overwrite"]:
         raise FileExistsError(f"{result_path} already exists; pass --overwrite to replace it")
@@ -59,8 +69,7 @@ def infer(**o: Any) -> None:
     # resolves and checks everything that can fail on bad input before any work; a fit waits until infer needs it
     choice = estimator_choice(o, generator)
     sim = choice.simulator
-    x_o = None if o["obs_file"] is None else read_observations(o["obs_file"], sim, as_set=o["as_set"])
-    theta = None if o["theta"] is None else parse_theta(o["theta"], sim)
+    x_o, theta, truth = read_sources(o, sim)
     if choice.source == "shipped" and not o["quiet"]:
         click.echo(choice.describe())
     result = inference.infer(
@@ -73,13 +82,10 @@ def infer(**o: Any) -> None:
         generator=generator,
         seed=o["seed"],
         n_predictive=o["n_resim"],
+        theta_true=truth,
     )
-    for i, p in result.misspecified(0.01):
-        click.echo(
-            f"warning: observation {i} looks unlike anything the simulator produces (misspecification p-value "
-            f"{p:.2g}); treat its posterior with suspicion",
-            err=True,
-        )
+    for line in result.warnings():
+        click.echo(line, err=True)
     written = [str(result.save(result_path, overwrite=o["overwrite"]))]
     if not o["no_plots"]:
         from inference import plots

@@ -10,20 +10,24 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
+import click
 import numpy as np
 import torch
 
 import simulators
 from simulators import Simulator
+from simulators.files import HDF5, read_array
 
 
-def read_observations(path: str | Path, simulator: Simulator, *, as_set: bool = False) -> torch.Tensor:
+def read_observations(path: str | Path, simulator: Simulator, *, as_set: bool = False, key: str = "x") -> torch.Tensor:
     """Read one or several observations from a file.
 
     Formats (by extension): ``.csv`` — one observation per row, comma-separated, an optional header line;
     ``.npy`` — an array of shape ``obs_shape`` (one) or ``(B, *obs_shape)`` (several); ``.json`` — a list of
-    numbers (one), a list of lists (several), or an object with key ``"x"`` holding either.
+    numbers (one), a list of lists (several), or an object with key ``"x"`` holding either; ``.h5`` / ``.hdf5`` /
+    ``.npz`` — the dataset / array ``key`` (default ``x``: a table ``zoo simulate`` wrote), ``(B, *obs_shape)``.
 
     Set-valued simulators (those with ``n_obs`` and ``element_shape``, e.g. ``arm`` with ``n_obs=1-50``) take sets
     of any size K in their ``n_obs`` range: an ``.npy`` array ``(K, *element_shape)`` is one set and
@@ -34,6 +38,7 @@ def read_observations(path: str | Path, simulator: Simulator, *, as_set: bool = 
         path: the file.
         simulator: the simulator whose ``obs_shape`` the observations must have.
         as_set: read all rows of a CSV file as the elements of one set (set-valued simulators only).
+        key: the dataset / array of an HDF5 or NPZ file.
 
     Returns:
         observations of shape ``(B, *obs_shape)``, or ``(B, K, *element_shape)`` for sets; float32.
@@ -47,6 +52,9 @@ def read_observations(path: str | Path, simulator: Simulator, *, as_set: bool = 
     if not path.is_file():
         raise FileNotFoundError(f"observation file {path} does not exist")
     set_valued = simulators.is_set_valued(simulator)
+    if path.suffix.lower() in (*HDF5, ".npz"):
+        x = torch.as_tensor(read_array(path, key))
+        return simulators.validate_observation(simulator, x, f"{path}:{key}")[0].to(torch.float32)
     if as_set and not set_valued:
         raise ValueError(
             f"--as-set needs a set-valued simulator, and {simulator.name} takes single observations; "
@@ -83,7 +91,9 @@ def read_observations(path: str | Path, simulator: Simulator, *, as_set: bool = 
             rows = [np.asarray(r, dtype=object).reshape(-1).tolist() for r in rows]
         arr = _rows_to_array(rows, size, path, expect)
     else:
-        raise ValueError(f"unknown observation file type {path.suffix!r} for {path}; use .csv, .npy or .json")
+        raise ValueError(
+            f"unknown observation file type {path.suffix!r} for {path}; use .csv, .npy, .json, .h5 or .npz"
+        )
     x = torch.as_tensor(np.asarray(arr, dtype=np.float64).reshape(-1, *obs_shape))
     return simulators.validate_observation(simulator, x, str(path))[0].to(torch.float32)
 
@@ -116,6 +126,21 @@ def _read_sets(path: Path, simulator: Simulator, *, as_set: bool) -> torch.Tenso
         )
     x = torch.as_tensor(np.asarray(arr, dtype=np.float64))
     return simulators.validate_observation(simulator, x, str(path))[0].to(torch.float32)  # K in the n_obs range
+
+
+def read_truth(path: str | Path, simulator: Simulator, n: int, *, key: str = "theta") -> torch.Tensor:
+    """The true parameters of ``n`` observations from a file (``--truth``): an HDF5 / NPZ dataset ``key`` (default
+    ``theta``), an ``.npy`` array or CSV columns named by the parameter names; shape (n, D)."""
+    d = len(simulator.param_names)
+    key = ",".join(simulator.param_names) if Path(path).suffix.lower() == ".csv" and key == "theta" else key
+    theta = torch.as_tensor(read_array(path, key), dtype=torch.float32).reshape(-1, d) if d else None
+    if theta is None or len(theta) != n:
+        rows = None if theta is None else len(theta)
+        raise ValueError(
+            f"--truth {path} holds {rows} parameter vectors of {d} values; expected {n} (one per observation)"
+        )
+    simulators.check_support(simulator.prior, theta, "--truth") if getattr(simulator, "available", True) else None
+    return theta
 
 
 def parse_theta(text: str, simulator: Simulator) -> torch.Tensor:
@@ -200,3 +225,27 @@ def _fmt(shape: tuple[int, ...]) -> str:
 
 def _short(e: Exception) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def check_sources(o: dict[str, Any]) -> None:
+    """Usage errors of ``zoo infer``'s observation options (before anything is loaded)."""
+    if sum(o[k] is not None for k in ("obs_file", "theta", "test_index")) != 1:
+        raise click.UsageError("give exactly one of --observation FILE, --theta VALUES, --test-index K")
+    if o["as_set"] and o["obs_file"] is None:
+        raise click.UsageError("--as-set applies to a CSV --observation file")
+    if o["truth"] is not None and o["obs_file"] is None:
+        raise click.UsageError("--truth goes with --observation (--theta and --test-index know their truth)")
+    if o["estimator"] is None and o["name"] is None:
+        raise click.UsageError("give --simulator NAME (or --estimator DIR)")
+
+
+def read_sources(o: dict[str, Any], simulator: Simulator) -> tuple[torch.Tensor | None, ...]:
+    """``zoo infer``'s observations, parameters to simulate and true parameters, read and checked."""
+    x_o = (
+        None
+        if o["obs_file"] is None
+        else read_observations(o["obs_file"], simulator, as_set=o["as_set"], key=o["x_key"])
+    )
+    theta = None if o["theta"] is None else parse_theta(o["theta"], simulator)
+    truth = None if o["truth"] is None else read_truth(o["truth"], simulator, len(x_o), key=o["theta_key"])
+    return x_o, theta, truth

@@ -53,7 +53,9 @@ def _convert(v: str):
     return v
 
 
-def estimator_choice(o: dict[str, Any], generator: torch.Generator) -> inference.EstimatorChoice:
+def estimator_choice(
+    o: dict[str, Any], generator: torch.Generator, *, simulations: tuple | None = None
+) -> inference.EstimatorChoice:
     """:func:`inference.estimator_for` with a command's arguments ``o``: click's keyword arguments of ``--simulator``,
     ``--method``, ``--estimator``, ``--retrain`` where the command has them, and :func:`fit_options`."""
     return inference.estimator_for(
@@ -64,6 +66,23 @@ def estimator_choice(o: dict[str, Any], generator: torch.Generator) -> inference
         options=parse_options(o["opts"]) or None,
         simulator_options=parse_options(o["sim_opts"]),
         retrain=o.get("retrain", False),
+        trust_code=o.get("trust_code", False),
         generator=generator,
         progress=not o["quiet"],
+        simulations=None if simulations is None else simulations[:2],
+        param_names=None if simulations is None else simulations[2],
     )
+
+
+def read_table_option(o: dict[str, Any]) -> tuple | None:
+    """``--simulations FILE`` (with ``--theta-key`` / ``--x-key``): (theta, x, parameter names) or ``None``."""
+    if o.get("simulations") is None:
+        return None
+    from simulators.files import read_simulations
+
+    names = None
+    if o["name"] is not None:  # CSV columns named by the simulator's parameters
+        import simulators
+
+        names = simulators.get(o["name"], **parse_options(o["sim_opts"])).param_names
+    return read_simulations(o["simulations"], theta_key=o["theta_key"], x_key=o["x_key"], param_names=names)

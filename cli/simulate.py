@@ -11,7 +11,13 @@ from zoo_cli.options import parse_options
 
 
 @click.command()
-@click.option("--simulator", "-s", "name", required=True, help="Simulator name (see `zoo list`).")
+@click.option(
+    "--simulator",
+    "-s",
+    "name",
+    required=True,
+    help="Simulator: a name (zoo list), package.module:factory or path/file.py:factory.",
+)
 @click.option("-n", "n", type=int, default=10_000, show_default=True, help="Number of simulations.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed (each chunk derives its own).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output HDF5 file.")

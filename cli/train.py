@@ -13,13 +13,25 @@ from typing import Any
 import click
 import torch
 
-from zoo_cli.options import estimator_choice, fit_options
+from zoo_cli.options import estimator_choice, fit_options, read_table_option
 from zoo_cli.train_models import prior, subject
 
 
 @click.group(invoke_without_command=True)
-@click.option("--simulator", "-s", "name", help="Simulator name (see `zoo list`).")
+@click.option(
+    "--simulator",
+    "-s",
+    "name",
+    help="Simulator: a name (zoo list), package.module:factory or path/file.py:factory.",
+)
 @click.option("--method", "-m", help="Posterior method (see `zoo list`).")
+@click.option(
+    "--simulations",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Train on this table (HDF5 from zoo simulate, NPZ or CSV) instead of simulating; --simulator optional.",
+)
+@click.option("--theta-key", default=None, help="Parameters in --simulations: dataset / array, or CSV columns a,b,c.")
+@click.option("--x-key", default=None, help="Observations in --simulations: dataset / array, or CSV columns.")
 @fit_options
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Estimator directory to write.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
@@ -33,15 +45,17 @@ def train(ctx: click.Context, **o: Any) -> None:
     if ctx.invoked_subcommand is not None:
         return
     name, method, out = o["name"], o["method"], o["out"]
-    missing = [flag for flag, v in (("--simulator", name), ("--method", method), ("--out", out)) if v is None]
+    needed = (("--simulator or --simulations", name or o["simulations"]), ("--method", method), ("--out", out))
+    missing = [flag for flag, v in needed if v is None]
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)}; e.g. zoo train --simulator arm --method inn --out DIR")
     if out.exists() and any(out.iterdir()) and not o["overwrite"]:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    choice = estimator_choice(o, torch.Generator().manual_seed(o["seed"]))
+    choice = estimator_choice(o, torch.Generator().manual_seed(o["seed"]), simulations=read_table_option(o))
     path = choice.estimator.save(out, overwrite=o["overwrite"])
+    what = name or f"the {choice.estimator.budget} simulations of {o['simulations']}"
     click.echo(
-        f"trained {method} on {name} in {choice.fit_seconds:.1f} s; wrote {path} (use: zoo infer --estimator {path})"
+        f"trained {method} on {what} in {choice.fit_seconds:.1f} s; wrote {path} (use: zoo infer --estimator {path})"
     )
 
 

@@ -19,11 +19,9 @@ from inference.estimator_dir import EstimatorFiles, save_estimator
 from inference.infer import infer
 from inference.methods import (
     Estimator,
-    EstimatorChoice,
     MethodSpec,
     Posterior,
     UnknownMethodError,
-    estimator_for,
     fit,
     load,
     make_options,
@@ -33,6 +31,7 @@ from inference.methods import (
     register_method,
 )
 from inference.posterior import abc, cinn, inn, mcmc  # noqa: F401  (registers the built-in methods)
+from inference.resolve import EstimatorChoice, estimator_for
 
 __all__ = [
     "Estimator",

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 import zoo
 from inference.options import options_dict
-from simulators import Simulator
+from simulators import Simulator, specs
 
 FORMAT = "zoo.estimator"
 FORMAT_VERSION = 1
@@ -91,7 +91,7 @@ def save_estimator(
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "method": estimator.method,
-        "simulator": {"name": sim.name, "options": dict(getattr(sim, "options", {}) or {})},
+        "simulator": specs.describe(sim),
         "options": options_dict(estimator.options),
         "budget": estimator.budget,
         "config": dict(config or {}),

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 import simulators
-from inference.methods import Estimator, EstimatorChoice
+from inference.methods import Estimator
 from inference.options import options_dict
+from inference.resolve import EstimatorChoice
 from inference.results import PosteriorSamples
 from simulators import check_theta
 
@@ -73,6 +74,7 @@ def infer(
         raise ValueError(f"give exactly one of x_o, theta, test_index; got {', '.join(sources) or 'none'}")
     if theta is not None:
         theta_true = check_theta(torch.as_tensor(theta), len(sim.param_names), "theta")
+        simulators.check_support(sim.prior, theta_true, "theta")  # no silent extrapolation beyond the prior
         x_o = sim.simulate(theta_true, generator=generator)
     elif test_index is not None:
         theta_true, x_o = simulators.simulate_cases(sim, [test_index], seed=test_seed)
@@ -87,6 +89,10 @@ def infer(
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
     if n_prior < 0 or n_predictive < 0:
         raise ValueError(f"n_prior and n_predictive must be >= 0, got {n_prior} and {n_predictive}")
+    notes = []
+    if not getattr(sim, "available", True) and (n_prior or n_predictive):  # a saved estimator's detached simulator
+        notes.append(f"no prior draws and no re-simulation: {sim.reason}")
+        n_prior = n_predictive = 0
     truth = None
     if theta_true is not None:
         truth = check_theta(torch.as_tensor(theta_true, dtype=x.dtype), dim, "theta_true").reshape(-1, dim)
@@ -159,4 +165,5 @@ def infer(
         prior_draws=prior,
         predictive=predictive,
         sample_stats=stat_arrays,
+        notes=notes,
     )

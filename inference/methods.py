@@ -1,4 +1,4 @@
-"""The method interface every posterior method plugs into: a registry, ``fit``, ``load`` and ``estimator_for``.
+"""The method interface every posterior method plugs into: a registry, ``fit`` and ``load``.
 
 A *method* is registered once with :func:`register_method` and is then reachable by name from Python
 (``inference.fit(sim, method="abc", budget=...)``) and from the command line (``zoo infer --method abc``,
@@ -20,16 +20,17 @@ Optional capabilities of a ``Posterior``, discovered with ``hasattr`` (as for si
 and of an ``Estimator``: ``misspecification(x_o) -> (distance, p_value)``, a score of how unlike the training
 simulations each observation is (:mod:`inference.posterior.misspecification`).
 
-:func:`estimator_for` is the one resolution of "which estimator" that ``zoo infer``, ``zoo diagnose`` and
-``zoo train`` share: a saved directory, a shipped estimator, a shipped recipe retrained, or a fresh fit.
+:func:`inference.estimator_for` (:mod:`inference.resolve`) is the one resolution of "which estimator" that
+``zoo infer``, ``zoo diagnose`` and ``zoo train`` share: a saved directory, a shipped estimator, a shipped recipe
+retrained, or a fresh fit.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -39,7 +40,7 @@ import torch
 import simulators
 from inference.estimator_dir import EstimatorFiles, read_header
 from inference.options import UnknownOptionError, build_options
-from simulators import Registry, Simulator
+from simulators import Registry, Simulator, specs
 
 
 @runtime_checkable
@@ -154,24 +155,29 @@ def make_options(method: str, options: Any = None) -> Any:
 
 
 def fit(
-    simulator: Simulator,
+    simulator: Simulator | None,
     *,
     method: str,
-    budget: int | None,
+    budget: int | None = None,
     options: Any = None,
     generator: torch.Generator | None = None,
     progress: bool = True,
+    simulations: tuple[torch.Tensor, torch.Tensor] | None = None,
+    param_names: tuple[str, ...] | list[str] | None = None,
 ) -> Estimator:
-    """Fit a posterior method to a simulator.
+    """Fit a posterior method to a simulator, or to a table of simulations you already have.
 
     Arguments:
-        simulator: the forward model (e.g. ``simulators.get("arm")``).
+        simulator: the forward model (e.g. ``simulators.get("arm")``); ``None`` with ``simulations`` (the estimator
+            then samples posteriors but cannot re-simulate).
         method: a registered name (see :func:`methods`).
         budget: the simulation budget. Amortized methods train on this many simulations; ABC spends this many per
-            posterior query; methods that simulate nothing (NUTS) record it.
+            posterior query; methods that simulate nothing (NUTS) record it. With ``simulations``: their number.
         options: the method's options dataclass, a dict of its fields, or ``None`` for the defaults.
         generator: source of randomness for training.
         progress: show progress bars.
+        simulations: a table ``(theta (N, D), x (N, *obs_shape))`` to train on (methods that train: cinn, inn).
+        param_names: the parameter names of a table without a simulator (default ``theta0, theta1, ...``).
 
     Returns:
         The fitted :class:`Estimator`.
@@ -186,29 +192,81 @@ def fit(
     if budget is not None and (isinstance(budget, bool) or int(budget) != budget or budget <= 0):
         raise ValueError(f"budget must be a positive integer number of simulations, got {budget!r}")
     opts = make_options(method, options)
+    kw: dict[str, Any] = {}
+    if simulations is not None:
+        if "simulations" not in inspect.signature(spec.fit_fn).parameters:
+            trains = [m for m in methods() if "simulations" in inspect.signature(method_spec(m).fit_fn).parameters]
+            raise ValueError(f"method {method!r} cannot train from a table of simulations; use {', '.join(trains)}")
+        simulator, kw["simulations"] = check_table(simulator, simulations, param_names)
+        budget = len(kw["simulations"][0])
+    elif simulator is None:
+        raise ValueError("give a simulator, or a table of simulations (simulations=(theta, x), --simulations FILE)")
     return spec.fit_fn(
         simulator,
         budget=None if budget is None else int(budget),
         options=opts,
         generator=generator,
         progress=progress,
+        **kw,
     )
 
 
-def read_estimator(directory: str | os.PathLike) -> EstimatorFiles:
+def check_table(
+    simulator: Simulator | None, simulations: tuple[Any, Any], param_names: Any
+) -> tuple[Simulator, tuple[torch.Tensor, torch.Tensor]]:
+    """Check a table of simulations against the simulator, or make a detached simulator from it (names, shapes).
+
+    Returns the simulator and the table as float32 tensors; a one-line ``ValueError`` for a table that does not fit.
+    """
+    theta, x = (torch.as_tensor(t, dtype=torch.float32) for t in simulations)
+    if theta.ndim != 2 or len(theta) != len(x) or len(theta) == 0:
+        raise ValueError(
+            f"simulations must be theta (N, D) and x (N, ...) with N >= 1, got {tuple(theta.shape)} and "
+            f"{tuple(x.shape)}"
+        )
+    simulators.check_finite(theta, "simulations theta")
+    simulators.check_finite(x, "simulations x")
+    if simulator is None:
+        names = list(param_names) if param_names is not None else [f"theta{i}" for i in range(theta.shape[1])]
+        if len(names) != theta.shape[1]:
+            raise ValueError(f"{len(names)} param_names for a table of {theta.shape[1]} parameters")
+        info = {"name": "table", "param_names": names, "obs_shape": list(x.shape[1:]), "record": {"kind": "table"}}
+        reason = "trained from a table without a simulator; pass --simulator to re-simulate"
+        return specs.DetachedSimulator(info, reason), (theta, x)
+    if theta.shape[1] != len(simulator.param_names):
+        raise ValueError(
+            f"the table has {theta.shape[1]} parameters, {simulator.name} has {len(simulator.param_names)}"
+        )
+    simulators.validate_observation(simulator, x, "simulations x")
+    return simulator, (theta, x)
+
+
+def read_estimator(
+    directory: str | os.PathLike, *, trust_code: bool = False, simulator: Simulator | None = None
+) -> EstimatorFiles:
     """Read an estimator directory: its method, simulator and options rebuilt, and its tensors.
+
+    The simulator is rebuilt from the directory's record (:mod:`simulators.specs`): a registered name or an installed
+    plugin always, a user's module or file only with ``trust_code`` (loading a directory must not run code it names).
+    Where it cannot be rebuilt, the estimator gets a :class:`simulators.specs.DetachedSimulator` (names and shapes:
+    enough to sample) and what needs the simulator says in one line what is missing.
+
+    Arguments:
+        directory: the estimator directory.
+        trust_code: import the user's module or file the directory names for its simulator.
+        simulator: the simulator to use instead (checked against the recorded names and shapes).
 
     Raises:
         FileNotFoundError: if the directory or its ``estimator.json`` is missing.
-        ValueError: for a corrupt or foreign directory, an unsupported version, or an unknown method.
+        ValueError: for a corrupt or foreign directory, an unsupported version, an unknown method, or a ``simulator``
+            that does not match the recorded one.
     """
     header, tensors = read_header(directory)
-    d = Path(directory)
     spec = method_spec(header["method"])
-    sim_info = header["simulator"]
-    sim = simulators.get(sim_info.get("name"), **(sim_info.get("options") or {}))
+    info = header["simulator"]
+    sim = _simulator_of(info, trust_code=trust_code, simulator=simulator)
     return EstimatorFiles(
-        directory=d,
+        directory=Path(directory),
         method=spec.name,
         simulator=sim,
         options=make_options(spec.name, header.get("options") or {}),
@@ -218,12 +276,33 @@ def read_estimator(directory: str | os.PathLike) -> EstimatorFiles:
     )
 
 
-def load(directory: str | os.PathLike) -> Estimator:
+def _simulator_of(info: dict[str, Any], *, trust_code: bool, simulator: Simulator | None) -> Simulator:
+    options = dict(info.get("options") or {})
+    if simulator is not None:
+        for key in ("param_names", "obs_shape"):
+            if key in info and list(info[key]) != list(getattr(simulator, key)):
+                raise ValueError(
+                    f"the simulator given has {key} {tuple(getattr(simulator, key))}, the estimator was trained for "
+                    f"{tuple(info[key])}"
+                )
+        return simulator
+    rec = info.get("record") or {"kind": "registry", "name": info.get("name")}
+    try:
+        return specs.rebuild(rec, options, trust_code=trust_code)
+    except (specs.SimulatorUnavailable, simulators.UnknownSimulatorError) as e:
+        if "param_names" not in info or "obs_shape" not in info:
+            raise
+        return specs.DetachedSimulator(info, str(e).splitlines()[0])
+
+
+def load(directory: str | os.PathLike, *, trust_code: bool = False, simulator: Simulator | None = None) -> Estimator:
     """Rebuild a saved estimator from its directory, or a shipped estimator by name.
 
     Arguments:
         directory: a directory written by ``Estimator.save``, or the name of a shipped estimator
             (``zoo.estimators.names()``, e.g. ``"arm-cinn"``).
+        trust_code: rebuild a simulator that is a user's module or file (see :func:`read_estimator`).
+        simulator: the simulator to use instead of rebuilding it.
 
     Returns:
         The estimator, ready for ``posterior(x_o)``.
@@ -243,121 +322,5 @@ def load(directory: str | os.PathLike) -> Estimator:
             raise type(e)(
                 f"shipped estimator {name!r} is unusable: {e}; reinstall zoo or train afresh with --retrain"
             ) from e
-    files = read_estimator(directory)
+    files = read_estimator(directory, trust_code=trust_code, simulator=simulator)
     return method_spec(files.method).load_fn(files)
-
-
-class EstimatorChoice:
-    """The estimator a pipeline runs with, and where it comes from; a fit runs when :attr:`estimator` is first read.
-
-    Resolving (:func:`estimator_for`) checks the simulator, method and options at once; the estimator itself is
-    loaded then, but a fit waits until it is needed, so that a command can check everything else first.
-
-    Attributes:
-        simulator: the simulator.
-        source: ``"loaded"`` (a directory), ``"shipped"``, ``"retrained"`` (a shipped recipe trained afresh) or
-            ``"fitted"``.
-        name: the directory or shipped name (``None`` for a fresh fit).
-        fit_seconds: time spent fitting (0 when loaded, or not fitted yet).
-    """
-
-    def __init__(
-        self,
-        simulator: Simulator,
-        source: str,
-        name: str | None = None,
-        *,
-        estimator: Estimator | None = None,
-        fit: Callable[[], Estimator] | None = None,
-    ) -> None:
-        self.simulator, self.source, self.name = simulator, source, name
-        self._estimator, self._fit, self.fit_seconds = estimator, fit, 0.0
-
-    @property
-    def estimator(self) -> Estimator:
-        """The estimator (fitted now if it has not been)."""
-        if self._estimator is None:
-            t0 = time.perf_counter()
-            self._estimator = self._fit()
-            self.fit_seconds = time.perf_counter() - t0
-        return self._estimator
-
-    def describe(self) -> str:
-        """One line for the user: which estimator, and how to choose another."""
-        if self.source == "shipped":
-            return f"using the shipped estimator {self.name} (--retrain to train it afresh, --method M for another)"
-        if self.source == "loaded":
-            return f"using the estimator in {self.name}"
-        return f"{self.source} {self.estimator.method} in {self.fit_seconds:.1f} s"
-
-
-def estimator_for(
-    simulator: str | Simulator | None = None,
-    *,
-    method: str | None = None,
-    estimator: str | os.PathLike | None = None,
-    budget: int | None = None,
-    options: Mapping[str, Any] | Any | None = None,
-    simulator_options: Mapping[str, Any] | None = None,
-    retrain: bool = False,
-    default_method: str = "abc",
-    generator: torch.Generator | None = None,
-    progress: bool = True,
-) -> EstimatorChoice:
-    """The one resolution of which estimator to use: saved, shipped, shipped recipe retrained, or fitted.
-
-    In order: ``estimator`` (a directory or a shipped name) is loaded; otherwise, with no ``method``, ``budget`` or
-    ``options``, the simulator's shipped estimator is the default (loaded, or trained afresh with its recorded
-    method, budget and options when ``retrain``); otherwise ``method`` (default ``default_method``) is fitted. A fit
-    runs when the returned choice's ``estimator`` is first read; everything else is checked here.
-
-    Arguments:
-        simulator: a simulator or a registered name (not needed with ``estimator``; checked against it if given).
-        method: the posterior method.
-        estimator: a saved estimator directory or a shipped estimator's name.
-        budget: the simulation budget of a fit.
-        options: the method's options (a dict or the dataclass).
-        simulator_options: options of a simulator given by name.
-        retrain: train the shipped default afresh instead of loading it.
-        default_method: the method fitted when none is given and there is no shipped default.
-        generator: randomness of a fit.
-        progress: show progress bars.
-
-    Raises:
-        ValueError: contradictory arguments, an unknown simulator, method or option (one line), or whatever
-            loading raises.
-    """
-    from zoo import estimators as shipped
-
-    if estimator is not None:
-        est = load(estimator)
-        name = simulator if isinstance(simulator, str) else getattr(simulator, "name", None)
-        if name is not None and name != est.simulator.name:
-            raise ValueError(f"--simulator {name} does not match the estimator's simulator {est.simulator.name}")
-        return EstimatorChoice(est.simulator, "loaded", os.fspath(estimator), estimator=est)
-    if simulator is None:
-        raise ValueError("give a simulator (--simulator NAME) or a saved estimator (--estimator DIR)")
-    sim = simulators.get(simulator, **dict(simulator_options or {})) if isinstance(simulator, str) else simulator
-    entry = None
-    if method is None and budget is None and not options:
-        entry = shipped.default_for(sim.name, getattr(sim, "options", {}))
-    if entry is not None and not retrain:
-        return EstimatorChoice(sim, "shipped", entry.name, estimator=load(entry.name))
-    if entry is not None:  # the shipped recipe: its method, budget and recorded options
-        method, budget = entry.method, entry.budget
-        options = read_estimator(entry.directory).options
-    elif retrain:
-        raise ValueError(
-            f"--retrain applies to a shipped estimator, and there is none for {sim.name} with these options "
-            "when --method/--budget/--option are given; drop --retrain"
-        )
-    method = method or default_method
-    method_spec(method)
-    options = make_options(method, options)
-    if budget is not None and (isinstance(budget, bool) or int(budget) != budget or budget <= 0):
-        raise ValueError(f"budget must be a positive integer number of simulations, got {budget!r}")
-
-    def run() -> Estimator:
-        return fit(sim, method=method, budget=budget, options=options, generator=generator, progress=progress)
-
-    return EstimatorChoice(sim, "retrained" if entry else "fitted", entry.name if entry else None, fit=run)

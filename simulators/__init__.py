@@ -3,6 +3,7 @@
 from simulators.arm import Arm
 from simulators.color_mnist import ColorMNIST
 from simulators.gaussian_mixture import GaussianMixture
+from simulators.priors import as_prior, check_support, joint, support_bounds
 from simulators.protocol import (
     Simulator,
     check_finite,
@@ -16,6 +17,7 @@ from simulators.registry import Registry, UnknownSimulatorError, get, names, opt
 from simulators.sampling import chunk_generator, sample_prior, simulate_cases
 from simulators.table import read_table, simulate_table
 from simulators.tissue import Tissue
+from simulators.user import FunctionSimulator, as_simulator, from_function
 
 register("arm", Arm)
 register("gaussian-mixture", GaussianMixture)
@@ -24,6 +26,13 @@ register("tissue", Tissue)
 
 __all__ = [
     "Arm",
+    "FunctionSimulator",
+    "as_prior",
+    "as_simulator",
+    "check_support",
+    "from_function",
+    "joint",
+    "support_bounds",
     "ColorMNIST",
     "GaussianMixture",
     "Registry",

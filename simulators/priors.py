@@ -106,7 +106,7 @@ def as_prior(prior: Distribution | Sequence[Distribution]) -> Distribution:
 
 def _interval(c: constraints.Constraint) -> tuple[float, float]:
     """(lo, hi) of a univariate constraint; ValueError for one zoo cannot map to a box."""
-    if isinstance(c, constraints.independent):
+    if hasattr(c, "base_constraint"):  # independent, mixture: the components' support
         return _interval(c.base_constraint)
     if c is constraints.real or isinstance(c, type(constraints.real)):
         return (-math.inf, math.inf)
@@ -134,8 +134,7 @@ def support_bounds(prior: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
     else:
         if support is constraints.real_vector:
             return torch.full((d,), -math.inf), torch.full((d,), math.inf)
-        base = support.base_constraint if isinstance(support, constraints.independent) else support
-        lo, hi = _interval(base)
+        lo, hi = _interval(support)
     lo = torch.broadcast_to(torch.as_tensor(lo, dtype=torch.float32), (d,)).clone()
     hi = torch.broadcast_to(torch.as_tensor(hi, dtype=torch.float32), (d,)).clone()
     return lo, hi

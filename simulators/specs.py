@@ -107,6 +107,10 @@ def rebuild(rec: dict[str, Any], options: dict[str, Any], *, trust_code: bool = 
     kind = rec.get("kind", "registry")
     if kind in ("registry", "entry_point"):
         return simulators.get(rec.get("name"), **options)
+    if kind == "table":
+        raise SimulatorUnavailable(
+            "trained from a table without a simulator; pass --simulator (simulator=) to re-simulate or simulate cases"
+        )
     if kind == "python":
         raise SimulatorUnavailable(
             f"simulator {rec.get('name')!r} was built in Python and cannot be rebuilt from the estimator directory; "
@@ -158,3 +162,46 @@ def _import_file(path: Path) -> Any:
 
 def _fmt(options: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in options.items())
+
+
+class DetachedSimulator:
+    """A simulator an estimator directory describes but that cannot be rebuilt here: its names and shapes only.
+
+    Sampling a posterior needs no more; what needs the simulator itself (its prior, ``simulate``: re-simulation,
+    test cases, misspecification on new simulations) raises :class:`SimulatorUnavailable` with the reason.
+
+    Arguments:
+        info: the ``simulator`` entry of ``estimator.json`` (name, options, param_names, obs_shape, set shape).
+        reason: why the simulator is not available (one line, with what to pass to get it).
+    """
+
+    available = False
+
+    def __init__(self, info: dict[str, Any], reason: str) -> None:
+        self.name, self.options = str(info["name"]), dict(info.get("options") or {})
+        self.param_names = tuple(info["param_names"])
+        self.obs_shape = tuple(info["obs_shape"])
+        if info.get("n_obs") is not None:
+            self.n_obs, self.element_shape = tuple(info["n_obs"]), tuple(info["element_shape"])
+        self.zoo_record, self.reason = info.get("record"), reason
+
+    @property
+    def prior(self) -> Any:
+        raise SimulatorUnavailable(self.reason)
+
+    def simulate(self, theta: Any, *, generator: Any = None, **kw: Any) -> Any:
+        raise SimulatorUnavailable(self.reason)
+
+
+def describe(sim: Any) -> dict[str, Any]:
+    """What an estimator directory records of its simulator: name, options, how to rebuild it, names and shapes."""
+    info: dict[str, Any] = {
+        "name": sim.name,
+        "options": dict(getattr(sim, "options", {}) or {}),
+        "record": record(sim),
+        "param_names": list(sim.param_names),
+        "obs_shape": list(sim.obs_shape),
+    }
+    if hasattr(sim, "n_obs") and hasattr(sim, "element_shape"):
+        info["n_obs"], info["element_shape"] = list(sim.n_obs), list(sim.element_shape)
+    return info

@@ -67,6 +67,8 @@ class FunctionSimulator:
         """One call on a prior draw: decides torch or NumPy input (``array="auto"``) and finds the output shape."""
         g = torch.Generator().manual_seed(0)
         theta = sample_prior(self.prior, 2 if self.vectorized else 1, generator=g)
+        if self.array == "auto" and self._rng and not self._generator:  # a NumPy-style function (rng=)
+            self.array = "numpy"
         if self.array == "auto":
             try:
                 self.array = "torch"
@@ -145,7 +147,8 @@ def from_function(
         name: the simulator's name (default the function's).
         vectorized: whether ``fn`` takes a batch.
         obs_shape: the shape of one observation (default: found by one call of ``fn`` on a prior draw).
-        array: ``"torch"``, ``"numpy"`` or ``"auto"`` (try tensors, else arrays).
+        array: ``"torch"``, ``"numpy"`` or ``"auto"`` (arrays for a function taking ``rng=`` and not
+            ``generator=``; otherwise tensors, and arrays if tensors fail).
 
     Example:
         >>> import numpy as np, torch

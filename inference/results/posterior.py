@@ -60,6 +60,7 @@ class PosteriorSamples(ResultFile):
             draw' <= draw (the first draw' draws of each chain).
         sample_stats: named statistics; by number of dimensions: 3 = per draw (chain, draw, observation),
             1 = per observation (observation,), 2 = per observation and parameter (observation, D).
+        notes: what the run could not do and why (e.g. no re-simulation without the simulator), one line each.
         created: ISO time stamp (UTC).
         versions: library versions (zoo, torch).
     """
@@ -79,10 +80,12 @@ class PosteriorSamples(ResultFile):
     prior_draws: np.ndarray | None = None
     predictive: np.ndarray | None = None
     sample_stats: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
     created: str = ""
     versions: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.notes = list(self.notes)
         self.draws = as_numpy(self.draws)
         self.observation = as_numpy(self.observation)
         self.param_names = tuple(self.param_names)
@@ -170,6 +173,17 @@ class PosteriorSamples(ResultFile):
             lines.append(f"... and {self.n_observations - shown} more observations in the file")
         return lines
 
+    def warnings(self, level: float = 0.01) -> list[str]:
+        """One line per thing a person should know before trusting the result: notes (what could not be done) and
+        observations unlike anything the simulator produces (misspecification p-value below ``level``)."""
+        lines = [f"note: {n}" for n in self.notes]
+        for i, p in self.misspecified(level):
+            lines.append(
+                f"warning: observation {i} looks unlike anything the simulator produces (misspecification p-value "
+                f"{p:.2g}); treat its posterior with suspicion"
+            )
+        return lines
+
     def misspecified(self, level: float = 0.01) -> list[tuple[int, float]]:
         """``(observation, p-value)`` of the observations whose misspecification p-value is below ``level``."""
         p = self.sample_stats.get("misspecification_pvalue")
@@ -242,6 +256,7 @@ class PosteriorSamples(ResultFile):
             "seed": -1 if self.seed is None else int(self.seed),
             "param_names": json.dumps(list(self.param_names)),
             "observation_names": json.dumps(None if self.observation_names is None else list(self.observation_names)),
+            "notes": json.dumps(self.notes),
             **provenance(self.wall_time_s, self.created, self.versions),
         }
 
@@ -276,6 +291,7 @@ class PosteriorSamples(ResultFile):
             prior_draws=prior,
             predictive=predictive,
             sample_stats=stats,
+            notes=json.loads(attrs.get("notes", "[]")),
             created=str(attrs.get("created_at", "")),
             versions={"zoo": str(attrs.get("zoo_version", "")), "torch": str(attrs.get("torch_version", ""))},
         )

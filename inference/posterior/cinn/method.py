@@ -23,6 +23,7 @@ from inference.posterior.cinn.estimator import CINNEstimator, load_cinn
 from inference.posterior.cinn.network import ConditionalINN
 from inference.posterior.misspecification import SummaryMahalanobis
 from inference.posterior.simulations import SimulationStream, holdout
+from inference.posterior.support import SupportTransform
 from simulators import Simulator
 from zoo.training import TrainConfig, TrainHistory, train
 
@@ -106,12 +107,16 @@ def architecture(options: CINNOptions, simulator: Simulator) -> dict[str, Any]:
     if summary == "auto":
         summary = "deepset" if simulators.is_set_valued(simulator) else "mlp"
     keys = ("coupling", "blocks", "hidden", "layers", "clamp", "bins", "actnorm")
-    return {
+    arch = {
         "summary": summary,
         "summary_dim": options.summary_dim,
         "summary_hidden": options.summary_hidden,
         "flow": {k: getattr(options, k) for k in keys},
     }
+    support = SupportTransform.for_simulator(simulator)
+    if not support.identity:  # a constrained prior: train on u = t^{-1}(theta), draw theta = t(u)
+        arch["support"] = support.config()
+    return arch
 
 
 def build_model(simulator: Simulator, options: CINNOptions, *, seed: int = 0) -> ConditionalINN:

@@ -17,6 +17,7 @@ from torch import nn
 from inference.networks.conditional_flow import build_flow
 from inference.networks.summary import build_summary
 from inference.posterior.simulations import standardization
+from inference.posterior.support import SupportTransform
 
 # draws x observations per inverse pass (arm-cinn, 12 x 32): on one thread 2^15 (4.8e5 / 5.8e5 / 6.4e5 draws/s at
 # 2^13 / 2^14 / 2^15; its activations take 4 MB); with a pass per Python thread 2^14 (2 threads: 7.8e5 / 9.4e5-1.03e6 /
@@ -56,6 +57,7 @@ class ConditionalINN(nn.Module):
         summary_dim: int = 32,
         summary_hidden: int = 64,
         flow: dict[str, Any] | None = None,
+        support: dict[str, Any] | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -67,6 +69,9 @@ class ConditionalINN(nn.Module):
             "summary_hidden": summary_hidden,
             "flow": dict(flow or {}),
         }
+        if support:  # a constrained prior: the flow models u = t^{-1}(theta) (inference.posterior.support)
+            self.architecture["support"] = dict(support)
+        self.support = SupportTransform.from_config(support, dim)
         self.summary = build_summary(summary, self.element_shape, out_dim=summary_dim, hidden=summary_hidden)
         self.flow = build_flow(dim, cond_dim=self.summary.out_dim, seed=seed, **(flow or {}))
         self.register_buffer("theta_mean", torch.zeros(dim))
@@ -76,8 +81,9 @@ class ConditionalINN(nn.Module):
 
     @torch.no_grad()
     def set_standardization(self, theta: torch.Tensor, x: torch.Tensor) -> None:
-        """Store means and standard deviations of training theta (N, D) and x (N, [K,] *element_shape)."""
-        for name, v, dims in (("theta", theta, 1), ("x", x, x.ndim - len(self.element_shape))):
+        """Store means and standard deviations of training theta (N, D) (of u = t^{-1}(theta) for a constrained prior)
+        and x (N, [K,] *element_shape)."""
+        for name, v, dims in (("theta", self.support.inverse(theta), 1), ("x", x, x.ndim - len(self.element_shape))):
             mean, std = standardization(v, dims=dims)
             getattr(self, f"{name}_mean").copy_(mean)
             getattr(self, f"{name}_std").copy_(std)
@@ -88,11 +94,12 @@ class ConditionalINN(nn.Module):
 
     def log_prob_given(self, theta: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """log q(theta | h) for theta (*, D) and summaries h broadcastable to (*, C); returns (*)."""
-        u = (theta - self.theta_mean) / self.theta_std
+        v = self.support.inverse(theta)
+        u = (v - self.theta_mean) / self.theta_std
         h = h.expand(*u.shape[:-1], h.shape[-1])
         z, log_det = self.flow(u, h)
         log_n = -0.5 * z.square().sum(-1) - 0.5 * self.dim * math.log(2 * math.pi)
-        return log_n + log_det - self.theta_std.log().sum()
+        return log_n + log_det - self.theta_std.log().sum() - self.support.log_abs_det(v)
 
     def log_prob(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log q(theta | x): theta (*, D), x (*, [K,] *element_shape) -> (*)."""
@@ -116,7 +123,7 @@ class ConditionalINN(nn.Module):
         if torch.is_grad_enabled():  # differentiable: out-of-place chunks
             per = max(1, _CHUNK // b)
             chunks = [self.flow.sample_inverse(out[i : i + per], h, terms=terms) for i in range(0, n, per)]
-            return torch.cat(chunks) * self.theta_std + self.theta_mean
+            return self.support(torch.cat(chunks) * self.theta_std + self.theta_mean)
         torch_threads = torch.get_num_threads()
         threaded = torch_threads > 1 and h.device.type == "cpu"
         per = max(1, (_CHUNK_THREADED if threaded else _CHUNK) // b)
@@ -127,6 +134,8 @@ class ConditionalINN(nn.Module):
                 chunk = out[start : start + per]
                 x = self.flow.sample_inverse(chunk, h, terms=terms)  # done reading chunk before it is overwritten
                 torch.mul(x, self.theta_std, out=chunk).add_(self.theta_mean)
+                if not self.support.identity:
+                    chunk.copy_(self.support(chunk))
 
         threads = min(torch_threads, len(starts)) if threaded else 1
         if threads == 1:

@@ -17,6 +17,7 @@ from inference.networks.init import reset_parameters
 from inference.posterior.inn.loss import INNLoss, inn_loss, ramp, x_weight_sigma_at
 from inference.posterior.inn.network import InverseINN, check_labels, upgrade_legacy
 from inference.posterior.simulations import SimulationStream
+from inference.posterior.support import SupportTransform
 from simulators import Simulator
 from zoo.training import TrainConfig, train
 
@@ -185,7 +186,7 @@ def load_inn(files: EstimatorFiles) -> INNEstimator:
 
 
 def _dims(simulator: Simulator, options: INNOptions) -> tuple[int, int, int, int]:
-    d = int(simulator.prior.event_shape[0])
+    d = len(simulator.param_names)
     m = math.prod(simulator.obs_shape)
     k = options.dim_z if options.dim_z is not None else (d - m if d > m else d)
     total = options.dim_total if options.dim_total is not None else max(d, m + k, 2)
@@ -204,6 +205,7 @@ def fit_inn(
     options: INNOptions | None = None,
     generator: torch.Generator | None = None,
     progress: bool = True,
+    simulations: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> INNEstimator:
     """Train an inverse INN on simulations (registered as ``inference.fit(..., method="inn")``).
 
@@ -215,6 +217,8 @@ def fit_inn(
         options: :class:`INNOptions` (``None``: defaults).
         generator: source of all randomness (weights, permutations, simulations, noise).
         progress: show a progress bar with the loss terms.
+        simulations: a fixed table ``(theta (N, D), x (N, *obs_shape))`` to train on instead of simulating; its
+            last ``val_size`` rows are held out for validation and ``budget`` is recorded as N.
 
     Returns:
         the trained :class:`INNEstimator`.
@@ -233,14 +237,28 @@ def fit_inn(
 
     arch = {"blocks": o.blocks, "hidden": o.hidden, "layers": o.layers, "clamp": o.clamp, "activation": o.activation}
     labels = lo.y_loss == "cross_entropy"
+    support = SupportTransform.for_simulator(simulator)
+    arch["support"] = None if support.identity else support.config()
     model = InverseINN(d, m, k, total, **arch, seed=seed() % 2**31, labels=labels, label_smoothing=lo.label_smoothing)
     reset_parameters(model.flow, generator)
     stream = SimulationStream.from_simulator(simulator, generator=generator, batch_size=tc.batch_size)
+    table = None
+    if simulations is not None:  # the user's table: validation rows from its end, the rest for training
+        if lo.weight_resim > 0:
+            raise ValueError(
+                "weight_resim > 0 simulates posterior draws in training; it needs a simulator, not a table"
+            )
+        budget = len(simulations[0])
+        n_val = o.val_size if tc.val_every and o.val_size >= 2 else 0
+        if budget - n_val < tc.batch_size:
+            raise ValueError(f"a table of {budget} rows is too small: need batch_size + {n_val} validation rows")
+        table = tuple(t[: budget - n_val] for t in simulations)
+        stream.draw_fn = lambda n, g: tuple(t[-n_val:] for t in simulations)  # the validation rows
     if labels:
-        check_labels(stream.draw(100)[1].reshape(100, -1), "simulated observation")
+        check_labels((table or stream.draw(100))[1][:100].reshape(-1, m), "simulated observation")
     if o.standardize:
-        theta, x = stream.draw(_PILOT)
-        model.set_standardization(theta, x.reshape(_PILOT, -1))
+        theta, x = (t[:_PILOT] for t in table) if table is not None else stream.draw(_PILOT)
+        model.set_standardization(theta, x.reshape(len(x), -1))
     model.to(device=device, dtype=torch.float32)
     noise_gen = torch.Generator(device=device).manual_seed(seed())
 
@@ -248,7 +266,9 @@ def fit_inn(
         theta, x = batch
         return model.standardize(theta.to(device, torch.float32), x.reshape(len(x), -1).to(device, torch.float32))
 
-    if budget is not None and budget < tc.steps * tc.batch_size:
+    if table is not None:
+        stream.table = prepare(table)
+    elif budget is not None and budget < tc.steps * tc.batch_size:
         if budget < tc.batch_size:
             raise ValueError(f"budget ({budget}) must be at least one batch (batch_size={tc.batch_size})")
         if lo.weight_resim > 0:
@@ -261,7 +281,7 @@ def fit_inn(
         stream.transform = prepare
 
     def resimulate(ts: torch.Tensor) -> torch.Tensor:
-        theta = ts * model.theta_std + model.theta_mean
+        theta = model.unstandardize(ts)
         x = simulator.simulate(theta.to(dtype=torch.float32).cpu(), generator=generator).reshape(len(ts), -1)
         return model.standardize(None, x.to(device, torch.float32))[1]
 

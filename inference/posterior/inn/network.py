@@ -14,6 +14,7 @@ from torch import nn
 
 from inference.networks.coupling import CouplingFlow
 from inference.posterior.simulations import standardization
+from inference.posterior.support import SupportTransform
 
 _CHUNK = 1 << 16  # rows per backward pass when sampling
 
@@ -59,6 +60,7 @@ class InverseINN(nn.Module):
         seed: int = 0,
         labels: bool = False,
         label_smoothing: float = 0.05,
+        support: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if labels and not 0.0 < label_smoothing < 1.0:
@@ -82,6 +84,9 @@ class InverseINN(nn.Module):
         }
         if labels:  # only written when used, so that configs of real-valued networks stay as they were
             self._config.update(labels=True, label_smoothing=label_smoothing)
+        if support:  # a constrained prior: the network models u = t^{-1}(theta) (inference.posterior.support)
+            self._config["support"] = dict(support)
+        self.support = SupportTransform.from_config(support, dim_theta)
         self.labels, self.label_smoothing = bool(labels), float(label_smoothing)
         self.dim_theta, self.dim_x, self.dim_z, self.dim_total = dim_theta, dim_x, dim_z, dim_total
         self.pad_theta = dim_total - dim_theta
@@ -104,7 +109,7 @@ class InverseINN(nn.Module):
         Label-valued ``x`` (``labels=True``) keeps mean 0 / std 1: it enters the network as :func:`label_logits`.
         """
         with torch.no_grad():
-            for name, v in (("theta", theta), ("x", x)):
+            for name, v in (("theta", self.support.inverse(theta)), ("x", x)):
                 if name == "x" and self.labels:
                     continue
                 mean, std = standardization(v)
@@ -116,7 +121,7 @@ class InverseINN(nn.Module):
 
         ``theta`` and real-valued ``x`` are standardized; label-valued ``x`` becomes :func:`label_logits`.
         """
-        ts = None if theta is None else (theta - self.theta_mean) / self.theta_std
+        ts = None if theta is None else (self.support.inverse(theta) - self.theta_mean) / self.theta_std
         if x is None:
             xs = None
         elif self.labels:
@@ -158,8 +163,12 @@ class InverseINN(nn.Module):
         out = torch.cat((z, xs.new_zeros(n, b, self.pad_out), xs.expand(n, b, self.dim_x)), -1)
         out = out.reshape(n * b, self.dim_total)
         theta = torch.cat([self.inverse(chunk)[:, : self.dim_theta] for chunk in out.split(_CHUNK)])
-        theta = theta * self.theta_std + self.theta_mean
+        theta = self.unstandardize(theta)
         return theta.reshape(n, *batch, self.dim_theta)
+
+    def unstandardize(self, ts: torch.Tensor) -> torch.Tensor:
+        """Network units -> raw parameters (through the support transform of a constrained prior)."""
+        return self.support(ts * self.theta_std + self.theta_mean)
 
 
 def label_logits(x: torch.Tensor, smoothing: float) -> torch.Tensor:

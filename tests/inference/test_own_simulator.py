@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.distributions import Gamma, Uniform
+from torch.distributions import Gamma, Normal, Uniform
 
 import inference
 import simulators
@@ -151,3 +151,26 @@ def test_read_simulations_from_h5_npz_csv(tmp_path):
     np.save(tmp_path / "s.npy", np.array(["a", "b"]))
     with pytest.raises(ValueError, match="expected real numbers"):
         simulators.files.read_array(tmp_path / "s.npy", "x")
+
+
+def test_python_end_to_end_with_a_one_vector_at_a_time_numpy_function(tmp_path):
+    """from_function(vectorized=False) -> fit -> infer -> calibrate -> save / load, no registration anywhere."""
+    from inference.evaluation.calibration import calibrate
+
+    def program(theta, rng):  # one run of an "external program" per parameter vector
+        return np.array([theta[0] * theta[1], theta[0] + theta[1]]) + 0.05 * rng.normal(size=2)
+
+    sim = simulators.from_function(program, [Gamma(3.0, 3.0), Normal(0.0, 1.0)], vectorized=False, name="prog")
+    est = inference.fit(sim, method="cinn", budget=1500, options=TINY, generator=torch.Generator().manual_seed(0),
+                        progress=False)  # fmt: skip
+    result = inference.infer(est, theta=torch.tensor([1.0, 0.5]), n_samples=200, n_predictive=20)
+    assert np.isfinite(result.sample_stats["resimulation_error"][:, :20]).all() and (result.flat(0)[:, 0] > 0).all()
+    report = calibrate(est, n_test=20, n_samples=100)
+    assert report.result.n_observations == 20 and np.isfinite(report.error)
+    loaded = inference.load(est.save(tmp_path / "prog"), simulator=sim)
+    x = torch.tensor([[0.5, 1.5]])
+    g = torch.Generator().manual_seed(4)
+    assert torch.equal(
+        loaded.posterior(x).sample(10, generator=g),
+        est.posterior(x).sample(10, generator=torch.Generator().manual_seed(4)),
+    )

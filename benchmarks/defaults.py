@@ -55,7 +55,7 @@ def task(name: str):
     raise ValueError(f"unknown task {name!r}")
 
 
-def run(name: str, budget: int, options: dict, n_test: int, seed: int) -> dict:
+def run(name: str, budget: int, options: dict, n_test: int, seed: int, save: str | None = None) -> dict:
     sim, exact, forward = task(name)
     t0 = time.perf_counter()
     est = inference.fit(
@@ -67,9 +67,12 @@ def run(name: str, budget: int, options: dict, n_test: int, seed: int) -> dict:
         generator=torch.Generator().manual_seed(seed),
     )
     seconds = time.perf_counter() - t0
+    if save:
+        est.save(Path(save) / f"{name}-{budget}", overwrite=True)
     theta, x = simulators.simulate_cases(sim, n_test, seed=TEST_SEED)
     draws = est.posterior(x).sample(1000, generator=torch.Generator().manual_seed(1))
     calib = diagnostics.calibration_error(draws, theta)
+    width = float((calib.inlier - calib.levels[:, None]).mean())  # > 0: intervals too wide, < 0: too narrow
     resim = float((forward(draws.double()) - x.double()).norm(dim=-1).mean())
     g = torch.Generator().manual_seed(7)
     c2st = []
@@ -82,6 +85,7 @@ def run(name: str, budget: int, options: dict, n_test: int, seed: int) -> dict:
         "budget": budget,
         "calib": 100 * calib.error,
         "calib_worst": 100 * float(np.max(calib.error_per_parameter)),
+        "width": 100 * width,
         "resim": resim,
         "c2st": float(np.mean(c2st)),
         "c2st_max": float(np.max(c2st)),
@@ -98,17 +102,22 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="cINN option (default: none)")
+    p.add_argument("--save", default=None, help="save each estimator to SAVE/<task>-<budget>")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     options = parse_options(tuple(a.option))
     print(f"cINN, options {options or 'default'}, {a.n_test} test cases x 1000 draws, {a.threads} thread(s)")
-    print("| task | sims | calibration err (worst param) | mean re-sim | C2ST mean (max), 8 obs | train s |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| task | sims | calibration err (worst param) | coverage - level | mean re-sim | C2ST mean (max), 8 obs "
+        "| train s |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for name in a.tasks:
         for budget in a.budgets:
-            r = run(name, budget, options, a.n_test, a.seed)
+            r = run(name, budget, options, a.n_test, a.seed, save=a.save)
             print(
-                f"| {name} | {budget:.0e} | {r['calib']:.2f}% ({r['calib_worst']:.2f}%) | {r['resim']:.4f} | "
+                f"| {name} | {budget:.0e} | {r['calib']:.2f}% ({r['calib_worst']:.2f}%) | {r['width']:+.2f}% | "
+                f"{r['resim']:.4f} | "
                 f"{r['c2st']:.3f} ({r['c2st_max']:.3f}) | {r['seconds']:.0f} |",
                 flush=True,
             )

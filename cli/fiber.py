@@ -18,7 +18,7 @@ import torch
 
 from inference.fibers import RefineOptions, fiber_methods, sample_fibers
 from inference.fibers.ndtm import NDTMOptions
-from zoo_cli.options import parse_options
+from zoo_cli.options import parse_options, threads_option
 
 # the method flags of earlier releases, kept as shorthands for --option: (flag value key) -> (method, option)
 _SHORTHANDS = {
@@ -99,6 +99,7 @@ def read_image(spec: str) -> torch.Tensor | int:
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--overwrite", is_flag=True, help="Replace existing fibers.nc / fibers.png.")
+@threads_option
 def fiber(**o: Any) -> None:
     """Sample the fiber {x~ : phi(x~) = phi(x)} of a subject through an input."""
     out = Path(o["out_dir"])

@@ -11,6 +11,26 @@ import torch
 import inference
 
 
+def _set_threads(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    torch.set_num_threads(value)
+    return value
+
+
+def threads_option(f: Callable) -> Callable:
+    """``--threads N`` (default 1): torch's CPU threads for the command. zoo's networks are small: one thread per
+    process trains fastest on few cores (docs/amortized.md, "Threads"); more help sampling large batches."""
+    return click.option(
+        "--threads",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_threads,
+        help="CPU threads for torch.",
+    )(f)
+
+
 def fit_options(f: Callable) -> Callable:
     """``--budget``, ``--option``, ``--sim-option``, ``--seed``: how ``zoo infer`` / ``diagnose`` / ``train`` fit an
     estimator (see :func:`inference.estimator_for`)."""
@@ -22,6 +42,7 @@ def fit_options(f: Callable) -> Callable:
                 "--sim-option", "sim_opts", multiple=True, metavar="KEY=VALUE", help="Simulator option, repeatable."
             ),
             click.option("--seed", type=int, default=0, show_default=True, help="Seed of the run's generator."),
+            threads_option,
         )
     ):
         f = decorator(f)

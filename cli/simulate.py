@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 import simulators
-from zoo_cli.options import parse_options
+from zoo_cli.options import parse_options, threads_option
 
 
 @click.command()
@@ -27,6 +27,7 @@ from zoo_cli.options import parse_options
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device to simulate on.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@threads_option
 def simulate(name, n, seed, out, opts, chunk_size, resume, overwrite, device, quiet) -> None:
     """Simulate N (theta, x) pairs from the prior into an HDF5 table.
 

@@ -9,6 +9,7 @@ import click
 import torch
 
 from zoo.recipes import names, train_recipe
+from zoo_cli.options import threads_option
 
 
 def _options(f):
@@ -23,7 +24,7 @@ def _options(f):
         help="Local MNIST IDX file/directory or NPZ (28x28) instead of the embedded 16x16 digits.",
     )(f)
     f = click.option("--device", default=None, help="Device (default: cuda if available, else cpu).")(f)
-    f = click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's).")(f)
+    f = threads_option(f)
     f = click.option(
         "--checkpoint-dir", type=click.Path(), default=None, help="Resumable checkpoints (default: OUT.ckpt)."
     )(f)
@@ -34,9 +35,6 @@ def _options(f):
 
 
 def _run(role: str, name: str, **kw) -> None:
-    threads = kw.pop("threads")
-    if threads is not None:
-        torch.set_num_threads(threads)
     device = kw.pop("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     quiet = kw.pop("quiet")
     command = (

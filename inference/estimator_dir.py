@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 import zoo
 from inference.options import options_dict
 from simulators import Simulator, specs
+from zoo.format import follow_umask
 
 FORMAT = "zoo.estimator"
 FORMAT_VERSION = 1
@@ -104,6 +105,7 @@ def save_estimator(
         (tmp / CONFIG_FILE).write_text(json.dumps(header, indent=2, sort_keys=True))
         if tensors:
             save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp / WEIGHTS_FILE))
+        follow_umask(tmp, directory=True)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)

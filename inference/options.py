@@ -95,8 +95,9 @@ def _value(name: str, value: Any, annotation: str) -> Any:
     if isinstance(value, bool):
         ok = "bool" in kinds
     elif isinstance(value, int):
-        ok = "int" in kinds or "float" in kinds
-        value = float(value) if "int" not in kinds else value
+        ok = ("int" in kinds or "float" in kinds) and abs(value) < 2**62
+        if ok and "int" not in kinds:
+            value = float(value)
     elif isinstance(value, float):
         ok = "float" in kinds
         if ok and not math.isfinite(value):

@@ -1,8 +1,17 @@
 """The simulator interface shared by every forward model in zoo.
 
-A simulator is any object with ``name``, ``param_names``, ``prior`` and a batched ``simulate``. Optional
-capabilities (``log_likelihood``, ``reference_posterior``, ``n_obs``, ``observation_names``) are present only
-where they are tractable and are discovered with ``hasattr``.
+A simulator is any object with
+
+- ``name`` (str), ``param_names`` (D names), ``prior`` (a torch / pyro distribution with event shape (D,); constrained
+  ones too, see :mod:`simulators.priors`), ``obs_shape`` (the shape of one observation), and
+- ``simulate(theta, *, generator=None)``: batched over the leading dimensions of ``theta``, randomness only from the
+  ``generator``.
+
+Optional capabilities, present only where they are tractable and discovered with ``hasattr``: ``log_likelihood(theta,
+x)``, ``reference_posterior(x_o, n, *, generator)`` (exact or near-exact draws), ``n_obs`` + ``element_shape`` (sets of
+i.i.d. observations, ``n_obs = (lo, hi)``), ``observation_names``, ``options`` (the keyword arguments it was built
+with). A user's object that lacks ``obs_shape`` or a ``generator`` argument, or a plain function, is adapted by
+:func:`simulators.as_simulator` / :func:`simulators.from_function` (docs/own-simulator.md).
 
 Shape conventions (used throughout zoo):
 

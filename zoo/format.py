@@ -44,6 +44,14 @@ def jsonable(v: Any) -> Any:
     return v
 
 
+def follow_umask(path: str | os.PathLike, *, directory: bool = False) -> None:
+    """Give a file made by ``mkstemp`` (mode 0600) or a folder made by ``mkdtemp`` (0700) the mode a plain ``open`` /
+    ``mkdir`` would have under the user's umask (0666 / 0777 minus it), so that shared folders can read results."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
+
+
 def is_zoo_dir(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a directory holding a ``zoo.json``."""
     return (Path(path) / "zoo.json").is_file()
@@ -77,6 +85,7 @@ def write_zoo_dir(
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         save_model(module, str(tmp / "model.safetensors"))
         (tmp / "zoo.json").write_text(json.dumps(meta, indent=2) + "\n")
+        follow_umask(tmp, directory=True)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

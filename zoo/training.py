@@ -33,6 +33,7 @@ class TrainingDiverged(RuntimeError):
 
 
 SCHEDULES = ("constant", "cosine", "step")
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,8 @@ class TrainConfig:
             _check_int(name, getattr(self, name), minimum=1)
         for name in ("warmup", "skip_nonfinite", "val_every", "patience", "checkpoint_every"):
             _check_int(name, getattr(self, name), minimum=0)
-        if not (isinstance(self.lr, int | float) and not isinstance(self.lr, bool) and 0 < self.lr < math.inf):
-            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
+        if not (isinstance(self.lr, int | float) and not isinstance(self.lr, bool) and 0 < self.lr < FLOAT32_MAX):
+            raise ValueError(f"lr must be a positive number below {FLOAT32_MAX:.3g} (float32 weights), got {self.lr!r}")
         if not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         if not (isinstance(self.weight_decay, int | float) and 0 <= self.weight_decay < math.inf):

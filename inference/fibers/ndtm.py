@@ -96,6 +96,14 @@ class NDTMOptions:
             raise ValueError(f"num_steps and inner_steps must be >= 1, got {self.num_steps}, {self.inner_steps}")
         if not 0.0 <= self.renoise_until <= 1.0:
             raise ValueError(f"renoise_until must be in [0, 1], got {self.renoise_until}")
+        mid = self.mid
+        if not (isinstance(mid, tuple | list) and len(mid) == 2 and all(isinstance(v, int | float) for v in mid)):
+            raise ValueError(f"mid must be two numbers (lo, hi) with 0 <= lo < hi <= 1, got {mid!r}")
+        if not 0 <= mid[0] < mid[1] <= 1:
+            raise ValueError(f"mid must be two numbers (lo, hi) with 0 <= lo < hi <= 1, got {mid!r}")
+        object.__setattr__(self, "mid", (float(mid[0]), float(mid[1])))
+        if self.eta is not None and not (isinstance(self.eta, int | float) and 0 <= self.eta <= 1):
+            raise ValueError(f"eta must be a DDIM noise level in [0, 1] or None, got {self.eta!r}")
         for name in ("gamma", "kappa", "tau", "lr", "outside", "end", "end_from"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < math.inf:

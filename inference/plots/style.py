@@ -9,6 +9,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from zoo.format import follow_umask
+
 POSTERIOR_COLOR = "tab:blue"
 PRIOR_COLOR = "0.6"
 TRUTH_COLOR = "tab:red"
@@ -29,6 +31,7 @@ def save_figures(figs: dict[str, Figure], directory: Any, *, fmt: str = "png", d
         try:
             with os.fdopen(fd, "wb") as f:
                 fig.savefig(f, dpi=dpi, format=fmt)
+            follow_umask(tmp)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

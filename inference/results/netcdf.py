@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from zoo.format import follow_umask
+
 ENGINE = "h5netcdf"
 FORMAT_VERSION = 1
 POSTERIOR = "zoo.posterior"
@@ -80,6 +82,7 @@ def _atomic(path: str | os.PathLike, write_to: Any, *, overwrite: bool) -> Path:
     os.close(fd)
     try:
         write_to(tmp)
+        follow_umask(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

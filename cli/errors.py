@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from zoo.training import TrainingDiverged
-
 
 class ZooClickGroup(click.Group):
     """A click group that reports ValueError / FileNotFoundError / FileExistsError as one line, exit code 2."""
@@ -13,12 +11,14 @@ class ZooClickGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except TrainingDiverged as e:
-            # not bad input, but still one line and a non-zero exit; the message names the kept checkpoint
-            raise click.ClickException(f"training diverged: {e}") from e
         except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
             msg = e.args[0] if e.args else str(e)
             raise ZooError(str(msg).splitlines()[0] if msg else type(e).__name__) from e
+        except RuntimeError as e:  # zoo.training.TrainingDiverged, matched by name so that torch loads only on use
+            if type(e).__name__ != "TrainingDiverged":
+                raise
+            # not bad input, but still one line and a non-zero exit; the message names the kept checkpoint
+            raise click.ClickException(f"training diverged: {e}") from e
 
 
 class ZooError(click.ClickException):

@@ -1,23 +1,20 @@
 """``zoo list``: what zoo has — simulators (with their options), posterior methods, fiber methods and shipped
-estimators; ``--models``: the shipped models (priors and subjects)."""
+estimators (from :mod:`zoo_cli.catalog`, without importing torch); ``--models``: the shipped models."""
 
 from __future__ import annotations
 
 import click
 
-import inference
-import inference.fibers
-import simulators
-import zoo
-import zoo.estimators
+from zoo_cli import catalog
 
 
 @click.command("list")
 @click.option("--models", is_flag=True, help="List the shipped models (priors and subjects) instead.")
 def list_cmd(models: bool) -> None:
-    """List the registered simulators, posterior methods, fiber methods and shipped estimators (or, with --models,
-    the shipped models)."""
+    """List simulators, posterior methods, fiber methods and shipped estimators (--models: shipped models)."""
     if models:
+        import zoo
+
         click.echo(f"{'model':<22} {'role':<8} {'parameters':>10} {'size':>8}  trained on / what it is")
         for m in zoo.models():
             click.echo(
@@ -25,17 +22,19 @@ def list_cmd(models: bool) -> None:
                 f"{m['trained_on']}: {m['description']}"
             )
         return
+    c = catalog.load()
     click.echo("simulators:")
-    for name in simulators.names():
-        opts = ", ".join(f"{k}={v!r}" for k, v in simulators.options(name).items())
-        click.echo(f"  {name:<18} {opts}")
+    for name, opts in c["simulators"].items():
+        click.echo(f"  {name:<18} {', '.join(f'{k}={v}' for k, v in opts.items())}")
+    for name in catalog.plugins():
+        click.echo(f"  {name:<18} (installed plugin)")
+    click.echo("  (or your own: --simulator package.module:factory or path/file.py:factory; docs/own-simulator.md)")
     click.echo("methods:")
-    for name in inference.methods():
+    for name in c["methods"]:
         click.echo(f"  {name}")
     click.echo("fiber methods:")
-    for name in inference.fibers.fiber_methods():
-        click.echo(f"  {name:<18} {inference.fibers.fiber_method_spec(name).description}")
+    for name, description in c["fiber_methods"].items():
+        click.echo(f"  {name:<18} {description}")
     click.echo("shipped estimators (the default of zoo infer --simulator NAME):")
-    for name in zoo.estimators.names():
-        e = zoo.estimators.get(name)
-        click.echo(f"  {name:<22} {e.simulator} ({e.method}, {e.budget} simulations): {e.description}")
+    for name, e in c["estimators"].items():
+        click.echo(f"  {name:<22} {e['simulator']} ({e['method']}, {e['budget']} simulations): {e['description']}")

@@ -19,18 +19,16 @@ PATH = Path(__file__).with_name("catalog.json")
 def build() -> dict[str, Any]:
     """The catalog from the live registries (imports simulators, inference and zoo); plugins are not included."""
     import inference
-    from inference import fibers
     import simulators
     import zoo.estimators
+    from inference import fibers
     from simulators.registry import _PLUGINS
 
     builtin = [n for n in simulators.names() if n not in _PLUGINS]
     return {
         "simulators": {n: {k: repr(v) for k, v in simulators.options(n).items()} for n in builtin},
         "methods": inference.methods(),
-        "fiber_methods": {
-            n: inference.fibers.fiber_method_spec(n).description for n in inference.fibers.fiber_methods()
-        },
+        "fiber_methods": {n: fibers.fiber_method_spec(n).description for n in fibers.fiber_methods()},
         "estimators": {
             n: {
                 "simulator": zoo.estimators.get(n).simulator,

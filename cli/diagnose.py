@@ -25,7 +25,13 @@ from zoo_cli.options import estimator_choice, fit_options
     "name",
     help="Simulator: a name (zoo list), module:factory or file.py:factory; optional with --estimator.",
 )
-@click.option("--method", "-m", default="abc", show_default=True, help="Posterior method (see `zoo list`).")
+@click.option(
+    "--method",
+    "-m",
+    default=None,
+    help="Posterior method (see `zoo list`). Default: the shipped estimator for this simulator if there is one and no "
+    "--budget/--option is given, else abc.",
+)
 @click.option(
     "--trust-code",
     is_flag=True,
@@ -36,6 +42,7 @@ from zoo_cli.options import estimator_choice, fit_options
 @click.option("--test-seed", type=int, default=0, show_default=True, help="Seed of the simulated test set.")
 @click.option("--n-samples", "-n", type=int, default=1000, show_default=True, help="Posterior draws per test case.")
 @click.option("--n-map", type=int, default=0, show_default=True, help="Test cases with a mean-shift MAP estimate.")
+@click.option("--c2st", type=click.IntRange(min=0), default=0, show_default=True, help="Cases scored by C2ST vs exact.")
 @fit_options
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Output folder (calibration run).")
 @click.option("--overwrite", is_flag=True, help="Replace existing files in --out.")
@@ -81,6 +88,7 @@ def diagnose(result: Path | None, **o: Any) -> None:
         seed=o["seed"],
         test_seed=o["test_seed"],
         n_map=o["n_map"],
+        c2st=o["c2st"],
         fit_seconds=choice.fit_seconds,
     )
     from inference import plots
@@ -89,4 +97,4 @@ def diagnose(result: Path | None, **o: Any) -> None:
     written += plots.save_figures(plots.calibration_figures(report), o["out"])
     click.echo(f"wrote {', '.join(written)}")
     click.echo(report.table())
-    click.echo(f"calibration error {100 * report.error:.2f}% over {report.result.n_observations} test cases")
+    click.echo(report.headline())

@@ -3,9 +3,10 @@
 ``calibrate(estimator, n_test=200)`` takes the simulated test cases 0 .. N - 1 (theta*_i ~ p(theta),
 x_i ~ p(x | theta*_i), case i from its own generator: :func:`simulators.simulate_cases`, the scheme ``zoo infer
 --test-index`` uses too), asks the estimator for all N posteriors in one batched call, and scores them with
-:mod:`inference.evaluation.diagnostics`: the thesis's marginal calibration error and curve, SBC ranks with a
-uniformity test, highest-density coverage (where the method has densities), re-simulation error, and RMSE of the
-posterior mean and of the MAP. ``zoo diagnose`` calls it.
+:mod:`inference.evaluation.diagnostics` and :mod:`inference.evaluation.coverage`: the thesis's marginal calibration
+error and curve per parameter with the band an exact posterior stays in, SBC ranks with a uniformity test, TARP,
+highest-density coverage (where the method has densities), re-simulation error, RMSE of the posterior mean and of
+the MAP, and C2ST against exact reference draws where the simulator has them. ``zoo diagnose`` calls it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 import simulators
-from inference.evaluation import diagnostics
+from inference.evaluation import coverage, diagnostics
 from inference.infer import infer
 from inference.methods import Estimator
 from inference.results import CalibrationReport
@@ -33,6 +34,7 @@ def calibrate(
     test_set: tuple[torch.Tensor, torch.Tensor] | None = None,
     n_resim: int = 100,
     n_map: int = 0,
+    c2st: int = 0,
     fit_seconds: float = 0.0,
 ) -> CalibrationReport:
     """Run simulation-based calibration of ``estimator`` over simulated test cases.
@@ -48,6 +50,8 @@ def calibrate(
         n_resim: posterior draws per case re-simulated for the re-simulation error.
         n_map: test cases (the first ones) for which the mean-shift MAP is computed (0 skips it; it costs ~0.1-1 s
             per case).
+        c2st: test cases (the first ones) scored by C2ST against the simulator's ``reference_posterior`` (exact or
+            near-exact draws; 1000 draws each, or ``n_samples`` if fewer); 0 skips it. Needs the capability.
         fit_seconds: time spent fitting, recorded with the posterior draws.
 
     Returns:
@@ -92,12 +96,21 @@ def calibrate(
     if resim is not None:
         r = resim[np.isfinite(resim)]
         resim_mean, resim_median = float(r.mean()), float(np.median(r))
+    tarp = coverage.tarp(samples, truth, levels=cal.levels, seed=0 if seed is None else seed)
     rmse_mean, rmse_mean_per = diagnostics.rmse(samples.mean(0), truth)
     rmse_map, rmse_map_per = float("nan"), np.full(result.dim, np.nan)
     if n_map:
         k = min(n_map, samples.shape[1])
         maps = diagnostics.map_estimate(samples[:, :k])
         rmse_map, rmse_map_per = diagnostics.rmse(maps, truth[:k])
+    c2sts = None
+    if c2st:
+        if not hasattr(sim, "reference_posterior"):
+            raise ValueError(f"--c2st needs exact reference draws, and simulator {sim.name} has no reference_posterior")
+        k, m = min(c2st, samples.shape[1]), min(1000, samples.shape[0])
+        obs = torch.as_tensor(result.observation[:k])
+        ref = sim.reference_posterior(obs, m, generator=generator)  # (m, k, D)
+        c2sts = np.array([diagnostics.c2st(samples[:m, i], ref[:, i].numpy()) for i in range(k)])
     hpd = None
     post = estimator.posterior(torch.as_tensor(result.observation))
     if getattr(post, "has_log_prob", False):
@@ -122,4 +135,9 @@ def calibrate(
         rmse_map_per_parameter=rmse_map_per,
         n_map=int(min(n_map, samples.shape[1])),
         seconds=time.perf_counter() - t0,
+        band_per_parameter=coverage.calibration_band(samples.shape[1], levels=cal.levels),
+        band=coverage.calibration_band(samples.shape[1], n_params=samples.shape[2], levels=cal.levels),
+        tarp_ecp=tarp.ecp,
+        tarp_error=tarp.error,
+        c2st=c2sts,
     )

@@ -5,7 +5,7 @@ and no global pyplot state is touched (figures are built with ``Figure()``, so n
 :func:`save_figures` writes them.
 """
 
-from inference.plots.calibration import calibration_curve, calibration_figures, sbc_histogram
+from inference.plots.calibration import calibration_curve, calibration_figures, report_figure, sbc_histogram
 from inference.plots.fibers import fiber_grid, fidelity_consistency
 from inference.plots.posterior import arm_poses, corner, result_figures
 from inference.plots.style import POSTERIOR_COLOR, PRIOR_COLOR, TRUTH_COLOR, save_figures
@@ -18,6 +18,7 @@ __all__ = [
     "calibration_curve",
     "calibration_figures",
     "corner",
+    "report_figure",
     "fiber_grid",
     "fidelity_consistency",
     "result_figures",

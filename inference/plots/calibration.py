@@ -1,4 +1,4 @@
-"""Plots of calibration: coverage curves per parameter and SBC rank histograms."""
+"""Plots of calibration: the one-page report, coverage curves per parameter, SBC rank histograms."""
 
 from __future__ import annotations
 
@@ -89,8 +89,58 @@ def sbc_histogram(
     return fig
 
 
+def report_figure(report: Any) -> Figure:
+    """One page a person can read: per parameter the calibration curve (inlier fraction - alpha, with the +-2
+    binomial s.e. band of an exact posterior) and the SBC ECDF difference (with its 95% band); and the coverage of
+    the whole posterior: pooled central intervals, HPD regions (with densities) and TARP, against the diagonal.
+
+    Reading it: inside the grey bands = indistinguishable from exact at this many cases; below 0 / a U-shaped ECDF
+    difference = too narrow (overconfident); above 0 / a hump = too wide; a slope = biased.
+    """
+    r = report.result
+    a, inl = np.asarray(report.levels), np.asarray(report.inlier)
+    n_cases, names, D = r.n_observations, r.param_names, r.dim
+    n_draws = r.draws.shape[0] * r.draws.shape[1]
+    fig = Figure(figsize=(3.0 * D + 3.4, 6.2), layout="constrained")
+    grid = fig.add_gridspec(2, D + 1)
+    band = 2 * np.sqrt(a * (1 - a) / n_cases)
+    u = np.linspace(0, 1, 101)
+    ecdf_band = 1.36 / np.sqrt(n_cases)  # 95% Kolmogorov-Smirnov band of an ECDF of N uniforms
+    for d in range(D):
+        ax = fig.add_subplot(grid[0, d])
+        ax.fill_between(a, -band, band, color="0.85")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.plot(a, inl[:, d] - a, color=POSTERIOR_COLOR, lw=1.5)
+        flag = " *" if report.error_per_parameter[d] > report.band_per_parameter else ""
+        ax.set_title(f"{names[d]}: {100 * report.error_per_parameter[d]:.2f}%{flag}", fontsize="medium")
+        ax.set_xlabel("level α")
+        ax = fig.add_subplot(grid[1, d])
+        ranks = np.sort(np.asarray(report.sbc_ranks)[:, d] / (n_draws + 1))
+        ax.fill_between(u, -ecdf_band, ecdf_band, color="0.85")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.plot(u, np.searchsorted(ranks, u, side="right") / len(ranks) - u, color=POSTERIOR_COLOR, lw=1.5)
+        ax.set_title(f"SBC p = {float(report.sbc_pvalues[d]):.2g}", fontsize="medium")
+        ax.set_xlabel("fractional rank")
+    fig.axes[0].set_ylabel("inlier fraction − α")
+    fig.axes[1].set_ylabel("ECDF − uniform")
+    ax = fig.add_subplot(grid[:, D])
+    ax.plot([0, 1], [0, 1], color="k", lw=0.8)
+    ax.plot(a, inl.mean(1), lw=1.5, label=f"central, pooled ({100 * report.error:.2f}%)")
+    if report.hpd_coverage is not None:
+        ax.plot(a, report.hpd_coverage, lw=1.5, label="HPD regions")
+    if report.tarp_ecp is not None:
+        ax.plot(a, report.tarp_ecp, lw=1.5, label=f"TARP (max dev. {report.tarp_error:.3f})")
+    ax.set_xlabel("credibility level α")
+    ax.set_ylabel("expected coverage")
+    ax.legend(fontsize="small", frameon=False, loc="upper left")
+    ax.set_title("coverage of the whole posterior", fontsize="medium")
+    fig.suptitle(f"{r.simulator} / {r.method}, {n_cases} test cases x {n_draws} draws", fontsize="medium")
+    return fig
+
+
 def calibration_figures(report: Any) -> dict[str, Figure]:
-    """The figures of a calibration report: ``calibration`` curve and ``sbc`` rank histograms."""
+    """The figures of a calibration report: the one-page ``report``, the ``calibration`` curve and ``sbc`` rank
+    histograms."""
     r = report.result
     n = r.draws.shape[0] * r.draws.shape[1]
     return {
@@ -102,4 +152,5 @@ def calibration_figures(report: Any) -> dict[str, Figure]:
             title=f"calibration: {r.simulator} / {r.method}, error {100 * report.error:.2f}%",
         ),
         "sbc": sbc_histogram(report.sbc_ranks, n_samples=n, param_names=r.param_names, pvalues=report.sbc_pvalues),
+        "report": report_figure(report),
     }

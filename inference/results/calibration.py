@@ -47,6 +47,11 @@ class CalibrationReport(ResultFile):
         rmse_map / rmse_map_per_parameter: RMSE of the mean-shift MAP on the first ``n_map`` cases (NaN if 0).
         n_map: number of cases with a MAP estimate.
         seconds: wall time of the posterior run and the diagnostics.
+        band_per_parameter / band: the calibration error an exact posterior stays below in 95% of runs with this many
+            cases (:func:`inference.evaluation.coverage.calibration_band`), per parameter and pooled.
+        tarp_ecp: TARP expected coverage per level, shape (L,) (:func:`inference.evaluation.coverage.tarp`).
+        tarp_error: its largest deviation from the diagonal.
+        c2st: C2ST accuracy against the simulator's reference posterior of the first cases, shape (K,), or ``None``.
     """
 
     result: PosteriorSamples
@@ -65,21 +70,51 @@ class CalibrationReport(ResultFile):
     rmse_map_per_parameter: np.ndarray
     n_map: int = 0
     seconds: float = float("nan")
+    band_per_parameter: float = float("nan")
+    band: float = float("nan")
+    tarp_ecp: np.ndarray | None = None
+    tarp_error: float = float("nan")
+    c2st: np.ndarray | None = None
+
+    def headline(self) -> str:
+        """One line: the pooled error, the worst parameter against the exact posterior's band, TARP and C2ST; says
+        whether the posterior is too narrow or too wide where it is outside the band."""
+        names = self.result.param_names
+        worst = int(np.argmax(self.error_per_parameter))
+        width = float((self.inlier[:, worst] - self.levels).mean())  # > 0: intervals too wide
+        err = self.error_per_parameter[worst]
+        verdict = "within the exact posterior's band"
+        if err > self.band_per_parameter:
+            verdict = f"MISCALIBRATED: too {'wide' if width > 0 else 'narrow'} (an exact posterior: < "
+            verdict += f"{100 * self.band_per_parameter:.2f}%)"
+        line = (
+            f"calibration error {100 * self.error:.2f}% (band {100 * self.band:.2f}%); worst parameter "
+            f"{names[worst]} {100 * err:.2f}%, {verdict}; TARP max deviation {self.tarp_error:.3f}"
+        )
+        if self.c2st is not None:
+            line += f"; C2ST {float(np.mean(self.c2st)):.3f} on {len(self.c2st)} cases (0.5 = exact)"
+        return line
 
     def table(self) -> str:
         """A plain-text table: one row per parameter plus an overall row."""
         r = self.result
-        head = f"{'parameter':<12} {'calib. err':>10} {'SBC p':>9} {'RMSE mean':>10} {'RMSE MAP':>9}"
+        head = f"{'parameter':<12} {'calib. err':>10} {'band':>7} {'SBC p':>9} {'RMSE mean':>10} {'RMSE MAP':>9}"
         rows = [head, "-" * len(head)]
         for i, p in enumerate(r.param_names):
+            flag = " *" if self.error_per_parameter[i] > self.band_per_parameter else ""
             rows.append(
-                f"{p:<12} {100 * self.error_per_parameter[i]:>9.2f}% {self.sbc_pvalues[i]:>9.3g} "
-                f"{self.rmse_mean_per_parameter[i]:>10.4f} {self.rmse_map_per_parameter[i]:>9.4f}"
+                f"{p:<12} {100 * self.error_per_parameter[i]:>9.2f}% {100 * self.band_per_parameter:>6.2f}% "
+                f"{self.sbc_pvalues[i]:>9.3g} {self.rmse_mean_per_parameter[i]:>10.4f} "
+                f"{self.rmse_map_per_parameter[i]:>9.4f}{flag}"
             )
         rows.append(
-            f"{'all':<12} {100 * self.error:>9.2f}% {self.sbc_pvalues.min():>9.3g} {self.rmse_mean:>10.4f} "
-            f"{self.rmse_map:>9.4f}"
+            f"{'all':<12} {100 * self.error:>9.2f}% {100 * self.band:>6.2f}% {self.sbc_pvalues.min():>9.3g} "
+            f"{self.rmse_mean:>10.4f} {self.rmse_map:>9.4f}"
         )
+        cov = [f"TARP max |ECP - alpha| {self.tarp_error:.3f}"]
+        if self.hpd_coverage is not None:
+            cov.append(f"HPD coverage max |cov - alpha| {float(np.abs(self.hpd_coverage - self.levels).max()):.3f}")
+        rows.append("; ".join(cov) + " (band: an exact posterior's 95% bound at this many cases; * outside it)")
         n = r.draws.shape[0] * r.draws.shape[1]
         rows.append(
             f"re-simulation error: mean {self.resimulation_error_mean:.4g}, median "
@@ -101,6 +136,10 @@ class CalibrationReport(ResultFile):
         }
         if self.hpd_coverage is not None:
             data["hpd_coverage"] = (("level",), self.hpd_coverage)
+        if self.tarp_ecp is not None:
+            data["tarp_ecp"] = (("level",), self.tarp_ecp)
+        if self.c2st is not None:
+            data["c2st"] = (("c2st_case",), self.c2st)
         coords = {
             "level": self.levels,
             "parameter": list(self.result.param_names),
@@ -108,6 +147,15 @@ class CalibrationReport(ResultFile):
         }
         scalars = {f"{k}_overall" if k in ("error", "rmse_mean", "rmse_map") else k: getattr(self, k) for k in _SCALARS}
         groups["calibration"] = Group(data, coords, scalars)
+        # arviz 1.x's convention for SBC: PIT values in a prior_sbc group with sample dims (chain, draw), one draw per
+        # test case, read by arviz_plots.plot_ecdf_pit(dt, group="prior_sbc")
+        n = int(self.result.draws.shape[0] * self.result.draws.shape[1])
+        pit = (np.asarray(self.sbc_ranks, dtype=float) + 0.5) / (n + 1)
+        groups["prior_sbc"] = Group(
+            {p: (("chain", "draw"), pit[None, :, i]) for i, p in enumerate(self.result.param_names)},
+            {"chain": [0], "draw": coords["observation"]},
+            {"pit": f"(SBC rank + 0.5) / (n + 1), n = {n} posterior draws per test case"},
+        )
         return {**attrs, "zoo_format": netcdf.CALIBRATION}, groups
 
     def save_table(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -139,6 +187,11 @@ class CalibrationReport(ResultFile):
             rmse_map_per_parameter=v["rmse_map"],
             n_map=int(a["n_map"]),
             seconds=float(a["seconds"]),
+            band_per_parameter=float(a.get("band_per_parameter", float("nan"))),
+            band=float(a.get("band", float("nan"))),
+            tarp_ecp=v.get("tarp_ecp"),
+            tarp_error=float(a.get("tarp_error", float("nan"))),
+            c2st=v.get("c2st"),
         )
 
 

@@ -147,8 +147,11 @@ def read(path: str | os.PathLike, formats: tuple[str, ...], *, kind: str) -> tup
 
 
 def to_inference_data(attrs: Mapping[str, Any], groups: Mapping[str, Group]) -> Any:
-    """An ``arviz.InferenceData`` (arviz 0.2x) of a result, for ArviZ's summaries and plots."""
+    """The result in ArviZ's own container: an ``arviz.InferenceData`` with arviz 0.x, the ``xarray.DataTree`` that
+    arviz 1.x works on directly (``arviz.summary(dt)``, ``arviz_plots.plot_ecdf_pit(dt, group="prior_sbc")``)."""
     import arviz as az
 
     tree = to_datatree(attrs, groups)
+    if not hasattr(az, "InferenceData"):  # arviz >= 1: DataTree is the container
+        return tree
     return az.InferenceData(attrs=dict(tree.attrs), **{name: tree[name].to_dataset() for name in tree.children})

@@ -42,6 +42,9 @@ from zoo_cli.options import estimator_choice, fit_options
 @click.option("--test-seed", type=int, default=0, show_default=True, help="Seed of the simulated test set.")
 @click.option("--n-samples", "-n", type=int, default=1000, show_default=True, help="Posterior draws per test case.")
 @click.option("--n-map", type=int, default=0, show_default=True, help="Test cases with a mean-shift MAP estimate.")
+@click.option(
+    "--n-resim", type=click.IntRange(min=0), default=100, show_default=True, help="Draws re-simulated per case."
+)
 @click.option("--c2st", type=click.IntRange(min=0), default=0, show_default=True, help="Cases scored by C2ST vs exact.")
 @fit_options
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Output folder (calibration run).")
@@ -88,6 +91,7 @@ def diagnose(result: Path | None, **o: Any) -> None:
         seed=o["seed"],
         test_seed=o["test_seed"],
         n_map=o["n_map"],
+        n_resim=o["n_resim"],
         c2st=o["c2st"],
         fit_seconds=choice.fit_seconds,
     )

@@ -79,7 +79,6 @@ def infer(
     elif test_index is not None:
         theta_true, x_o = simulators.simulate_cases(sim, [test_index], seed=test_seed)
     x_o, obs_shape = simulators.validate_observation(sim, torch.as_tensor(x_o))
-    set_valued = simulators.is_set_valued(sim)
     x = x_o.reshape(-1, *obs_shape)
     if choice is not None:
         estimator = choice.estimator
@@ -131,19 +130,10 @@ def infer(
     if n_prior:
         prior = simulators.sample_prior(sim.prior, n_prior, generator=generator)
     predictive = None
-    k = min(n_predictive, draws.shape[1])
-    if k:
-        set_size = {"n_obs": obs_shape[0]} if set_valued else {}
-        predictive = sim.simulate(draws[:, :k], generator=generator, **set_size)
-        stat_arrays.setdefault(
-            "resimulation_error",
-            np.full((chains, draws.shape[1], n_obs), np.nan),
-        )
-        if set_size:  # i.i.d. set elements: compare the element means of the re-simulated and the observed sets
-            err = (predictive.mean(-2) - x.mean(-2)).reshape(chains, k, n_obs, -1).norm(dim=-1)
-        else:
-            err = (predictive - x).reshape(chains, k, n_obs, -1).norm(dim=-1)
-        stat_arrays["resimulation_error"][:, :k] = err.detach().cpu().numpy()
+    if n_predictive:
+        predictive, err = resimulate(sim, draws, x, n_predictive, generator=generator, notes=notes)
+        stat_arrays.setdefault("resimulation_error", np.full(draws.shape[:3], np.nan))
+        stat_arrays["resimulation_error"][:, : err.shape[1]] = err
     if hasattr(estimator, "misspecification"):
         score = estimator.misspecification(x)
         stat_arrays["misspecification_distance"] = score.distance.reshape(n_obs).detach().cpu().numpy()
@@ -167,3 +157,56 @@ def infer(
         sample_stats=stat_arrays,
         notes=notes,
     )
+
+
+def resimulate(
+    sim: object,
+    draws: torch.Tensor,
+    x: torch.Tensor,
+    n: int,
+    *,
+    generator: torch.Generator | None = None,
+    notes: list[str] | None = None,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Simulate the first ``n`` draws of each chain and their distance to the observations.
+
+    Draws outside the prior's support are not simulated (the simulator is not defined there): their simulations are
+    NaN and a note says how many; a slow simulator's ``resimulation_limit`` caps the draws simulated per call.
+
+    Arguments:
+        sim: the simulator.
+        draws: posterior draws (chain, draw, observation, D).
+        x: the observations (observation, *obs_shape).
+        n: draws per chain and observation to simulate.
+
+    Returns:
+        the simulations (chain, n', observation, *obs_shape) and the re-simulation errors (chain, n', observation),
+        n' <= n; for sets the error compares the element means.
+    """
+    chains, _, n_obs, dim = draws.shape
+    notes = [] if notes is None else notes
+    k = min(n, draws.shape[1])
+    limit = getattr(sim, "resimulation_limit", None)  # a slow simulator caps the draws re-simulated per call
+    if limit and k * n_obs > limit:
+        notes.append(f"re-simulated {max(1, limit // n_obs)} of {k} draws per observation ({sim.name} limit {limit})")
+        k = max(1, limit // n_obs)
+    theta = draws[:, :k].reshape(-1, dim)
+    inside = torch.ones(len(theta), dtype=torch.bool)
+    try:
+        lo, hi = simulators.support_bounds(sim.prior)
+        inside = ((theta >= lo.to(theta)) & (theta <= hi.to(theta))).all(-1)
+    except ValueError:  # a support that is not a box: every draw is simulated
+        pass
+    if not inside.all():
+        share = 100 * float((~inside).float().mean())
+        notes.append(f"{share:.1f}% of the re-simulated draws lie outside the prior's support: not simulated (NaN)")
+    set_size = {"n_obs": x.shape[1]} if simulators.is_set_valued(sim) else {}
+    out = sim.simulate(theta[inside], generator=generator, **set_size)
+    sims = torch.full((len(theta), *out.shape[1:]), float("nan"), dtype=out.dtype)
+    sims[inside] = out
+    sims = sims.reshape(chains, k, n_obs, *out.shape[1:])
+    if set_size:  # i.i.d. set elements: compare the element means of the re-simulated and the observed sets
+        err = (sims.mean(-2) - x.mean(-2)).reshape(chains, k, n_obs, -1).norm(dim=-1)
+    else:
+        err = (sims - x).reshape(chains, k, n_obs, -1).norm(dim=-1)
+    return sims, err.detach().cpu().numpy()

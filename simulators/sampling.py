@@ -23,6 +23,7 @@ from torch.distributions import (
     Normal,
     TransformedDistribution,
     Uniform,
+    constraints,
 )
 
 
@@ -150,3 +151,34 @@ def simulate_cases(
         thetas.append(theta)
         xs.append(simulator.simulate(theta, generator=g))
     return torch.cat(thetas), torch.cat(xs)
+
+
+class TableRows(Distribution):
+    """The rows of a simulation table as a prior: ``sample`` draws rows uniformly with replacement.
+
+    The rows are i.i.d. draws from the model prior, so ``log_prob`` is the model prior's density (methods that
+    need a prior density get the continuous one, not the empirical point masses).
+    """
+
+    arg_constraints: dict = {}
+    has_rsample = False
+
+    def __init__(self, rows: torch.Tensor, model_prior: Distribution) -> None:
+        self.rows = rows
+        self.model_prior = model_prior
+        super().__init__(batch_shape=torch.Size(), event_shape=rows.shape[-1:], validate_args=False)
+
+    @property
+    def support(self) -> constraints.Constraint:
+        return self.model_prior.support
+
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(), generator=None) -> torch.Tensor:
+        """Draw table rows, shape (*sample_shape, D)."""
+        shape = torch.Size(sample_shape)
+        device = generator.device if generator is not None else self.rows.device
+        idx = torch.randint(len(self.rows), shape, generator=generator, device=device)
+        return self.rows[idx.to(self.rows.device)].to(device)
+
+    def log_prob(self, theta: torch.Tensor) -> torch.Tensor:
+        """The model prior's log density, shape (*)."""
+        return self.model_prior.log_prob(theta)

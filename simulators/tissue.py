@@ -33,6 +33,7 @@ from torch.distributions import Distribution, constraints
 
 from simulators import mcml, optics
 from simulators.protocol import check_theta, expand_to_set, parse_set_size
+from simulators.sampling import TableRows
 
 N_LAYERS = (1.36, 1.36, 1.38)  # refractive indices of the three layers
 N_AMBIENT = 1.0
@@ -100,37 +101,6 @@ class TissuePrior(Distribution):
         z = (theta[..., self._mie.to(theta.device)] - A_MIE_MEAN) / A_MIE_STD
         lp = log_uniform + (-0.5 * z * z - log_norm).sum(-1)
         return torch.where(inside, lp, torch.full_like(lp, -math.inf))
-
-
-class TableRows(Distribution):
-    """The rows of a simulation table as a prior: ``sample`` draws rows uniformly with replacement.
-
-    The rows are i.i.d. draws from the model prior, so ``log_prob`` is the model prior's density (methods that
-    need a prior density get the continuous one, not the empirical point masses).
-    """
-
-    arg_constraints: dict = {}
-    has_rsample = False
-
-    def __init__(self, rows: torch.Tensor, model_prior: Distribution) -> None:
-        self.rows = rows
-        self.model_prior = model_prior
-        super().__init__(batch_shape=torch.Size(), event_shape=rows.shape[-1:], validate_args=False)
-
-    @property
-    def support(self) -> constraints.Constraint:
-        return self.model_prior.support
-
-    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(), generator=None) -> torch.Tensor:
-        """Draw table rows, shape (*sample_shape, D)."""
-        shape = torch.Size(sample_shape)
-        device = generator.device if generator is not None else self.rows.device
-        idx = torch.randint(len(self.rows), shape, generator=generator, device=device)
-        return self.rows[idx.to(self.rows.device)].to(device)
-
-    def log_prob(self, theta: torch.Tensor) -> torch.Tensor:
-        """The model prior's log density, shape (*)."""
-        return self.model_prior.log_prob(theta)
 
 
 class Tissue:
@@ -281,14 +251,19 @@ class Tissue:
         return mcml.MCMLResult(**cat, photons=photons, steps=sum(p.steps for p in parts))
 
     def reflectance(
-        self, theta: torch.Tensor, *, generator: torch.Generator | None = None, return_se: bool = False
+        self,
+        theta: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        return_se: bool = False,
+        photons: int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Raw (noise-free, un-normalized) band reflectance by Monte Carlo, (*, 13) -> (*, 8).
 
         With ``return_se`` also the Monte-Carlo standard error of each band, (*, 8) (independent wavelengths:
-        se_b = sqrt(sum_k W_bk^2 se_k^2)).
+        se_b = sqrt(sum_k W_bk^2 se_k^2)). ``photons``: packets per wavelength (default: the ``photons`` option).
         """
-        res = self.spectrum(theta, self.wavelengths, generator=generator)
+        res = self.spectrum(theta, self.wavelengths, generator=generator, photons=photons)
         weights = self.band_weights.to(res.diffuse)
         r = res.diffuse @ weights.T
         if return_se:
@@ -317,8 +292,23 @@ class Tissue:
                 The K spectra share one reflectance (one tissue) and have independent camera noise.
         """
         theta = check_theta(theta, 13)
-        r = self.lookup(theta) if self.source == "table" else self.reflectance(theta, generator=generator)
+        if self.source == "table":
+            r = self._table_or_live(theta, generator)
+        else:
+            r = self.reflectance(theta, generator=generator)
         return self.observe(expand_to_set(self, r, n_obs), generator=generator)
+
+    def _table_or_live(self, theta: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Table rows from the table; other parameters (posterior draws being re-simulated) by the same Monte Carlo
+        that made the table, at its photon count."""
+        r, found = self._lookup(theta)
+        if not found.all():
+            flat = theta.reshape(-1, 13)
+            live = self.reflectance(flat[~found], generator=generator, photons=self.table_photons)
+            r = r.reshape(-1, 8).clone()
+            r[~found] = live.to(r)
+            r = r.reshape(*theta.shape[:-1], 8)
+        return r
 
     # -- shipped table ----------------------------------------------------------------------------------------
     def _load_table(self, split: str, table: str | None) -> None:
@@ -346,6 +336,10 @@ class Tissue:
         _, counts = torch.unique_consecutive(self.table_theta[:, 0], return_counts=True)
         self._max_repeat = int(counts.max())
         self.prior = TableRows(self.table_theta, self.model_prior)
+        # parameters that are not table rows (posterior draws being re-simulated) are simulated live at the table's
+        # photon count, 11 spectra/s on one CPU thread: re-simulation is capped at this many draws per call
+        self.table_photons = int(opts.get("photons") or 128)
+        self.resimulation_limit = 2000
 
     def lookup(self, theta: torch.Tensor) -> torch.Tensor:
         """Raw band reflectance of table rows, (*, 13) -> (*, 8); theta must be rows of the table.
@@ -353,6 +347,18 @@ class Tissue:
         Raises:
             ValueError: if a parameter vector is not a row of the table.
         """
+        r, found = self._lookup(theta)
+        if not found.all():
+            k = int((~found).nonzero()[0])
+            raise ValueError(
+                f"theta row {k} is not in the tissue table: with source='table' parameters must come from "
+                "sim.prior (the table's rows); use source='live' to simulate new parameters"
+            )
+        return r
+
+    def _lookup(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw band reflectance of the table rows among theta (*, 13) -> (*, 8) (0 elsewhere), and which were
+        found, shape (prod(*),)."""
         flat = theta.reshape(-1, 13).to("cpu", torch.float32)
         keys = self.table_theta[:, 0].contiguous()
         first = torch.searchsorted(keys, flat[:, 0].contiguous())
@@ -363,10 +369,5 @@ class Tissue:
             match = ~found & (self.table_theta[j] == flat).all(-1)
             i = torch.where(match, j, i)
             found |= match
-        if not found.all():
-            k = int((~found).nonzero()[0])
-            raise ValueError(
-                f"theta row {k} is not in the tissue table: with source='table' parameters must come from "
-                "sim.prior (the table's rows); use source='live' to simulate new parameters"
-            )
-        return self.table_reflectance[i].to(theta).reshape(*theta.shape[:-1], 8)
+        r = torch.where(found[:, None], self.table_reflectance[i], torch.zeros(()))
+        return r.to(theta).reshape(*theta.shape[:-1], 8), found

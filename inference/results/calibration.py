@@ -26,6 +26,9 @@ _SCALARS = (
     "rmse_map",
     "n_map",
     "seconds",
+    "band_per_parameter",
+    "band",
+    "tarp_error",
 )
 
 

@@ -150,6 +150,8 @@ def test_calibration_report_round_trip(tmp_path):
     np.testing.assert_array_equal(back.inlier, rep.inlier)
     np.testing.assert_array_equal(back.sbc_ranks, rep.sbc_ranks)
     assert back.error == rep.error and back.rmse_map == rep.rmse_map and back.n_map == 2
+    assert back.band == rep.band and back.tarp_error == rep.tarp_error and np.isfinite(back.band)
+    np.testing.assert_array_equal(back.tarp_ecp, rep.tarp_ecp)
     np.testing.assert_array_equal(back.result.draws, rep.result.draws)
     assert isinstance(read_result(path), type(rep))
     assert "calib. err" in rep.table()

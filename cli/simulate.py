@@ -21,19 +21,24 @@ from zoo_cli.options import parse_options, threads_option
 @click.option("-n", "n", type=int, default=10_000, show_default=True, help="Number of simulations.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed (each chunk derives its own).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output HDF5 file.")
-@click.option("--option", "opts", multiple=True, metavar="KEY=VALUE", help="Simulator option, repeatable.")
+@click.option("--sim-option", "sim_opts", multiple=True, metavar="KEY=VALUE", help="Simulator option, repeatable.")
+@click.option("--option", "opts", multiple=True, hidden=True, help="Not an option of zoo simulate (no method).")
 @click.option("--chunk-size", type=int, default=None, help="Rows per chunk (bounds memory; default per simulator).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last complete chunk.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device to simulate on.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @threads_option
-def simulate(name, n, seed, out, opts, chunk_size, resume, overwrite, device, quiet) -> None:
+def simulate(name, n, seed, out, sim_opts, opts, chunk_size, resume, overwrite, device, quiet) -> None:
     """Simulate N (theta, x) pairs from the prior into an HDF5 table.
 
-    Example: zoo simulate --simulator arm -n 100000 --seed 0 --out arm.h5
+    Example: zoo simulate --simulator arm -n 100000 --seed 0 --out arm.h5 --sim-option noise_std=0.01
     """
-    sim = simulators.get(name, **parse_options(opts))
+    if opts:  # --option means a method's option in every command; zoo simulate has no method
+        raise click.UsageError(
+            "zoo simulate takes simulator options as --sim-option KEY=VALUE (--option is a method's)"
+        )
+    sim = simulators.get(name, **parse_options(sim_opts))
     path = simulators.simulate_table(
         sim,
         n,

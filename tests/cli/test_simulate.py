@@ -41,7 +41,7 @@ def test_simulate_writes_table_with_provenance(runner, tmp_path):
 def test_simulate_with_options(runner, tmp_path):
     out = tmp_path / "gm.h5"
     r = runner.invoke(
-        main, ["simulate", "-s", "gaussian-mixture", "--option", "labels=all", "-n", "50", "--out", str(out), "-q"]
+        main, ["simulate", "-s", "gaussian-mixture", "--sim-option", "labels=all", "-n", "50", "--out", str(out), "-q"]
     )
     assert r.exit_code == 0, r.output
     _, x, attrs = simulators.read_table(out)
@@ -63,8 +63,9 @@ def test_refuses_to_overwrite(runner, tmp_path):
     "args, message",
     [
         (["-s", "nope"], "valid names: arm"),
-        (["-s", "arm", "--option", "bogus=1"], "valid options: variant"),
-        (["-s", "arm", "--option", "variant=sideways"], "variant must be"),
+        (["-s", "arm", "--sim-option", "bogus=1"], "valid options: variant"),
+        (["-s", "arm", "--sim-option", "variant=sideways"], "variant must be"),
+        (["-s", "arm", "--option", "variant=cumulative"], "takes simulator options as --sim-option"),
         (["-s", "arm", "-n", "0"], "positive"),
     ],
 )

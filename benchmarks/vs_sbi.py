@@ -13,9 +13,9 @@ the same test set, in one run, by :mod:`inference.evaluation.diagnostics`:
 
 sbi is not a dependency of zoo: install it into a separate environment and run the script from there, e.g.::
 
-    python -m venv /work/sbi-venv && /work/sbi-venv/bin/pip install torch==2.13.0 \\
-        && /work/sbi-venv/bin/pip install -e . sbi
-    /work/sbi-venv/bin/python -m benchmarks.vs_sbi --budgets 10000 100000  # from the repository root
+    python -m venv sbi-venv && sbi-venv/bin/pip install torch==2.13.0 \\
+        && sbi-venv/bin/pip install -e . sbi
+    sbi-venv/bin/python -m benchmarks.vs_sbi --budgets 10000 100000  # from the repository root
 
 ``--methods cinn`` runs zoo alone (no sbi needed).
 ``--estimator DIR_OR_NAME`` scores a saved zoo estimator (e.g. the shipped ``arm-cinn``) once instead of training a

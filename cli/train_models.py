@@ -37,9 +37,13 @@ def _options(f):
 def _run(role: str, name: str, **kw) -> None:
     device = kw.pop("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     quiet = kw.pop("quiet")
-    command = (
-        "zoo train " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index(role) :]) if role in sys.argv else None
-    )
+    command = None
+    if role in sys.argv:  # the command recorded in zoo.json; where checkpoints went does not change the weights
+        args = sys.argv[sys.argv.index(role) :]
+        if "--checkpoint-dir" in args:
+            i = args.index("--checkpoint-dir")
+            args = args[:i] + args[i + 2 :]
+        command = "zoo train " + " ".join(shlex.quote(a) for a in args)
     path = train_recipe(name, kw.pop("out"), role=role, device=device, progress=not quiet, command=command, **kw)
     click.echo(f"wrote {path}")
 

@@ -3,6 +3,8 @@ estimators (from :mod:`zoo_cli.catalog`, without importing torch); ``--models``:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from zoo_cli import catalog
@@ -10,16 +12,26 @@ from zoo_cli import catalog
 
 @click.command("list")
 @click.option("--models", is_flag=True, help="List the shipped models (priors and subjects) instead.")
-def list_cmd(models: bool) -> None:
-    """List simulators, posterior methods, fiber methods and shipped estimators (--models: shipped models)."""
+@click.argument("directories", nargs=-1, type=click.Path(exists=True, file_okay=False))
+def list_cmd(models: bool, directories: tuple[str, ...]) -> None:
+    """List simulators, posterior methods, fiber methods and shipped estimators (--models: shipped models).
+
+    With --models, DIRECTORIES are your own saved models (zoo.save output) to list alongside the shipped ones."""
+    if directories and not models:
+        raise click.UsageError("model directories are listed with --models: zoo list --models DIR ...")
     if models:
         import zoo
+        from zoo.registry import info
 
+        try:
+            own = [info(Path(d)) for d in directories]
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
         click.echo(f"{'model':<22} {'role':<8} {'parameters':>10} {'size':>8}  trained on / what it is")
-        for m in zoo.models():
+        for m in [*zoo.models(), *own]:
             click.echo(
                 f"{m['name']:<22} {m['role']:<8} {m['parameters']:>10,} {m['size_bytes'] / 1e6:>6.2f}MB  "
-                f"{m['trained_on']}: {m['description']}"
+                f"{m['trained_on']}: {m['description'] or m['kind']}"
             )
         return
     c = catalog.load()

@@ -79,8 +79,44 @@ def joint(priors: Sequence[Distribution]) -> JointIndependent:
     return JointIndependent(priors)
 
 
+class DensityPrior(Distribution):
+    """A fitted density over theta (e.g. a ``zoo.FlowPrior``) as a distribution: any object with ``shape == (D,)``,
+    ``log_prob(theta)`` for theta (B, D) and ``sample(n, generator=...)``. Its support is the real line per
+    coordinate; nothing here imports the model's library."""
+
+    arg_constraints: dict = {}
+    has_rsample = False
+    support = constraints.independent(constraints.real, 1)
+
+    def __init__(self, density: object) -> None:
+        self.density = density
+        super().__init__(batch_shape=torch.Size(), event_shape=torch.Size(density.shape), validate_args=False)
+
+    def sample(self, sample_shape: torch.Size = torch.Size(), generator: torch.Generator | None = None) -> torch.Tensor:
+        shape = torch.Size(sample_shape)
+        with torch.no_grad():
+            draws = self.density.sample(shape.numel(), generator=generator)
+        return draws.detach().to("cpu", torch.float32).reshape(*shape, *self.event_shape)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        flat = value.reshape(-1, *self.event_shape)
+        return self.density.log_prob(flat).reshape(value.shape[:-1])
+
+
+def _is_density(obj: object) -> bool:
+    shape = getattr(obj, "shape", None)
+    return (
+        not isinstance(obj, Distribution | torch.Tensor)
+        and isinstance(shape, tuple)
+        and len(shape) == 1
+        and callable(getattr(obj, "log_prob", None))
+        and callable(getattr(obj, "sample", None))
+    )
+
+
 def as_prior(prior: Distribution | Sequence[Distribution]) -> Distribution:
-    """A prior with event shape (D,) from a distribution or a list of independent univariate ones.
+    """A prior with event shape (D,) from a distribution, a list of independent univariate ones, or a fitted
+    density with ``shape == (D,)``, ``log_prob`` and ``sample(n, generator=)`` (a ``zoo.FlowPrior``).
 
     A univariate distribution with batch shape (D,) (e.g. ``Gamma(torch.ones(3), 1.0)``) becomes
     ``Independent(prior, 1)``.
@@ -90,9 +126,12 @@ def as_prior(prior: Distribution | Sequence[Distribution]) -> Distribution:
     """
     if isinstance(prior, list | tuple):
         return joint(prior)
+    if _is_density(prior):
+        return DensityPrior(prior)
     if not isinstance(prior, Distribution):
         raise ValueError(
-            f"prior must be a torch / pyro distribution or a list of univariate ones, got {type(prior).__name__}"
+            "prior must be a torch / pyro distribution, a list of univariate ones or a zoo.FlowPrior over vectors, "
+            f"got {type(prior).__name__}"
         )
     if len(prior.event_shape) == 0 and len(prior.batch_shape) == 1:
         prior = Independent(prior, 1)

@@ -18,8 +18,9 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+source"
 
+from zoo.flow_prior import FlowPrior  # noqa: E402
 from zoo.loading import load, save  # noqa: E402
-from zoo.priors import DiffusionPrior, FlowPrior, Prior  # noqa: E402
+from zoo.priors import DiffusionPrior, Prior  # noqa: E402
 from zoo.registry import models, names  # noqa: E402
 from zoo.subjects import Subject  # noqa: E402
 

@@ -33,8 +33,9 @@ import torch
 from safetensors.torch import load_file
 
 from zoo import registry
+from zoo.flow_prior import FlowPrior
 from zoo.format import is_zoo_dir, jsonable, read_zoo_dir, write_zoo_dir
-from zoo.priors import DIFFUSERS_SCHEDULERS, DiffusionPrior, FlowPrior, Prior
+from zoo.priors import DIFFUSERS_SCHEDULERS, DiffusionPrior, Prior
 from zoo.subjects import Subject
 
 ROLES = ("prior", "subject")

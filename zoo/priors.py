@@ -19,7 +19,7 @@ the scheduler's alphas:
 The prior works in the model's space (e.g. images in [-1, 1]); ``to_data`` / ``from_data`` apply the recorded
 normalization, and ``sample`` returns data-space values.
 
-:class:`FlowPrior` wraps a normalizing flow (normflows) with exact ``log_prob`` and ``sample``.
+:class:`~zoo.flow_prior.FlowPrior` (in :mod:`zoo.flow_prior`) wraps a normalizing flow with exact ``log_prob``.
 """
 
 from __future__ import annotations
@@ -331,53 +331,3 @@ class DiffusionPrior(Prior):
         for t, t_prev in zip(ts[:-1], ts[1:]):
             x = self.step(x, t, t_prev, eta=eta, generator=generator)
         return self.to_data(x) if data_space else x
-
-
-class FlowPrior(Prior):
-    """A normalizing-flow prior (normflows) with exact log-density and sampling.
-
-    Arguments:
-        flow: a ``normflows.NormalizingFlow`` over vectors of size D (base ``DiagGaussian`` for seeded sampling).
-        normalization: ``{"mean", "std"}`` with model = (data - mean) / std.
-        meta: metadata to carry.
-
-    Shapes: x (B, D) in data space; ``log_prob`` (B,) includes the normalization's log-Jacobian.
-
-    Example:
-        >>> import torch
-        >>> from zoo import FlowPrior
-        >>> from zoo.architectures import realnvp
-        >>> prior = FlowPrior(realnvp(dim=2, num_layers=2, hidden=8))
-        >>> x = prior.sample(5, generator=torch.Generator().manual_seed(0))
-        >>> prior.log_prob(x).shape
-        torch.Size([5])
-    """
-
-    def __init__(self, flow: nn.Module, *, normalization: dict | None = None, meta: dict | None = None) -> None:
-        shape = tuple(flow.q0.shape)
-        super().__init__(shape, normalization=normalization, meta=meta)
-        self.flow = flow
-
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact log p(x) of data-space x (B, D)."""
-        if tuple(x.shape[1:]) != self.shape:
-            raise ValueError(f"x must have shape (B, {', '.join(map(str, self.shape))}), got {tuple(x.shape)}")
-        d = x[0].numel()
-        return self.flow.log_prob(self.from_data(x)) - d * torch.log(torch.tensor(self.norm_std, dtype=x.dtype))
-
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n exact samples in data space, shape (n, D)."""
-        q0 = self.flow.q0
-        if generator is not None and not (hasattr(q0, "loc") and hasattr(q0, "log_scale")):
-            raise ValueError(f"seeded sampling needs a DiagGaussian base, this flow has {type(q0).__name__}")
-        if hasattr(q0, "loc") and hasattr(q0, "log_scale"):
-            eps = _randn((n, *self.shape), generator, q0.loc)
-            log_scale = q0.log_scale
-            if getattr(q0, "temperature", None) is not None:
-                log_scale = log_scale + torch.log(torch.tensor(q0.temperature))
-            z = q0.loc + torch.exp(log_scale) * eps
-        else:
-            z, _ = q0(n)
-        for f in self.flow.flows:
-            z, _ = f(z)
-        return self.to_data(z)

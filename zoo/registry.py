@@ -7,6 +7,7 @@ the recipe of the same name in :mod:`zoo.recipes`. A name is listed only when it
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -53,16 +54,31 @@ def path(name: str) -> Path:
     return directory
 
 
-def info(name: str) -> dict[str, Any]:
-    """What a built-in model is: name, role, kind, parameters, size on disk, what it was trained on, and how."""
-    d = path(name)
+def info(name: str | Path) -> dict[str, Any]:
+    """What a model is: name, role, kind, parameters, size on disk, what it was trained on, and how.
+
+    Arguments:
+        name: a built-in name, or a zoo-format directory (``zoo.save`` output: ``zoo.json`` beside the weights).
+
+    Raises:
+        ValueError: neither a built-in name nor a zoo-format directory.
+    """
+    if isinstance(name, Path) or not is_builtin(str(name)):
+        d = Path(name)
+        if not (d / "zoo.json").is_file():
+            raise ValueError(f"{str(name)!r} is neither a built-in model nor a zoo model directory (no zoo.json)")
+        name = str(name)
+    else:
+        d = path(name)
     meta = json.loads((d / "zoo.json").read_text())
+    if "role" not in meta:
+        raise ValueError(f"{str(d / 'zoo.json')!r} has no 'role'; it was not written by zoo.save")
     training = meta.get("training", {})
     return {
         "name": name,
         "role": meta["role"],
         "kind": meta.get("kind", ""),
-        "parameters": meta.get("parameters"),
+        "parameters": meta.get("parameters") or _count_parameters(d),
         "size_bytes": sum(f.stat().st_size for f in d.iterdir() if f.is_file()),
         "trained_on": meta.get("trained_on", ""),
         "description": meta.get("description", ""),
@@ -75,3 +91,14 @@ def info(name: str) -> dict[str, Any]:
 def models(role: str | None = None) -> list[dict[str, Any]]:
     """:func:`info` of every present built-in model (optionally of one role)."""
     return [info(n) for n in names(role)]
+
+
+def _count_parameters(d: Path) -> int | None:
+    """Number of weights in ``d/model.safetensors`` from its header (nothing is loaded)."""
+    f = d / "model.safetensors"
+    if not f.is_file():
+        return None
+    with f.open("rb") as fh:
+        size = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(size))
+    return sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")

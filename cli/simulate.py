@@ -39,6 +39,7 @@ def simulate(name, n, seed, out, sim_opts, opts, chunk_size, resume, overwrite, 
             "zoo simulate takes simulator options as --sim-option KEY=VALUE (--option is a method's)"
         )
     sim = simulators.get(name, **parse_options(sim_opts))
+    finished = resume and not overwrite and Path(out).exists()
     path = simulators.simulate_table(
         sim,
         n,
@@ -50,4 +51,7 @@ def simulate(name, n, seed, out, sim_opts, opts, chunk_size, resume, overwrite, 
         progress=not quiet,
         device=device,
     )
+    if finished:
+        click.echo(f"{path} is already complete ({n} simulations of {name} with these settings); nothing to resume")
+        return
     click.echo(f"wrote {n} simulations of {name} (theta {len(sim.param_names)}-D, x {tuple(sim.obs_shape)}) to {path}")

@@ -70,7 +70,8 @@ def simulate_table(
         the path of the finished table.
 
     Raises:
-        FileExistsError: ``out`` exists and ``overwrite`` is false.
+        FileExistsError: ``out`` exists and ``overwrite`` is false (with ``resume``: ``out`` is a finished table
+            of other settings; one of the same settings is returned as it is, nothing to resume).
         ValueError: bad ``n`` / ``chunk_size``, or a partial table whose settings differ from this run's.
     """
     out = Path(out)
@@ -79,11 +80,6 @@ def simulate_table(
     chunk_size = int(chunk_size or getattr(simulator, "chunk_size", DEFAULT_CHUNK))
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    if not out.parent.exists():
-        raise FileNotFoundError(f"output directory {out.parent} does not exist")
-    part = partial_path(out)
     attrs = {
         "simulator": simulator.name,
         "options": json.dumps(getattr(simulator, "options", {}), sort_keys=True),
@@ -92,6 +88,14 @@ def simulate_table(
         "n": int(n),
         "chunk_size": chunk_size,
     }
+    if out.exists() and not overwrite:
+        if resume:  # a finished table: nothing to resume if it is this run's, a clear refusal if it is not
+            _check_finished(out, attrs)
+            return out
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    if not out.parent.exists():
+        raise FileNotFoundError(f"output directory {out.parent} does not exist")
+    part = partial_path(out)
     n_chunks = math.ceil(n / chunk_size)
     if resume and part.exists():
         try:
@@ -187,3 +191,22 @@ def _versions() -> dict[str, str]:
     except PackageNotFoundError:
         zv = "0.0.0+source"
     return {"zoo_version": str(zv), "torch_version": str(torch.__version__)}
+
+
+def _check_finished(out: Path, attrs: dict) -> None:
+    """Raise FileExistsError unless ``out`` is a complete table made with ``attrs``."""
+    try:
+        with h5py.File(out, "r") as f:
+            found = {k: _decode(f.attrs.get(k)) for k in attrs}
+            complete = bool(f.attrs.get("complete", False))
+    except OSError:
+        raise FileExistsError(f"{out} exists and is not a zoo table; pass --overwrite to replace it") from None
+    differ = [k for k, v in attrs.items() if found[k] != v]
+    if differ:
+        k = differ[0]
+        raise FileExistsError(
+            f"{out} is a finished table of other settings (its {k} is {found[k]!r}, this run's is {attrs[k]!r}); "
+            "nothing to resume: pass --overwrite to replace it or choose another --out"
+        )
+    if not complete:
+        raise FileExistsError(f"{out} exists but is not marked complete; pass --overwrite to simulate it again")

@@ -18,6 +18,7 @@ References:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +66,7 @@ class NUTSReference:
         simulator: a simulator with ``log_likelihood(theta, x)``.
         options: :class:`NUTSOptions`.
         budget: recorded only (NUTS runs no simulations).
-        progress: show a progress bar over chains.
+        progress: show a progress bar over the NUTS steps (warm-up and sampling, every chain and observation).
 
     Example:
         >>> import torch, simulators, inference
@@ -147,16 +148,20 @@ class NUTSPosterior:
         flat = self.x_o.reshape(-1, *obs_shape)
         dim = len(sim.param_names)
         out, r_hat, ess, div = [], [], [], []
-        bar = tqdm(total=flat.shape[0] * chains, desc="NUTS chains", disable=not est.progress)
-        for x in flat:
+        steps = opts.warmup + per_chain
+        bar = tqdm(total=flat.shape[0] * chains * steps, desc="NUTS", unit="step", disable=not est.progress)
+        for i, x in enumerate(flat):
             samples, n_div = [], 0
-            for _ in range(chains):
+            for c in range(chains):
+                if flat.shape[0] > 1:
+                    bar.set_postfix_str(f"observation {i + 1}/{flat.shape[0]}, chain {c + 1}/{chains}", refresh=False)
+                else:
+                    bar.set_postfix_str(f"chain {c + 1}/{chains}", refresh=False)
                 init = check_theta(simulators.sample_prior(sim.prior, 1, generator=generator)[0], dim)
                 seed = int(torch.randint(0, 2**62, (), generator=generator))
-                s, d = _run_chain(sim, x, init, per_chain, opts, seed)
+                s, d = _run_chain(sim, x, init, per_chain, opts, seed, tick=lambda: bar.update(1))
                 samples.append(s)
                 n_div += d
-                bar.update(1)
             s = torch.stack(samples)  # (chains, per_chain, D)
             out.append(s.reshape(n, dim))
             r_hat.append(split_gelman_rubin(s) if per_chain >= 4 else torch.full((dim,), float("nan")))
@@ -173,9 +178,17 @@ class NUTSPosterior:
 
 
 def _run_chain(
-    sim: Simulator, x: torch.Tensor, init: torch.Tensor, n: int, opts: NUTSOptions, seed: int
+    sim: Simulator,
+    x: torch.Tensor,
+    init: torch.Tensor,
+    n: int,
+    opts: NUTSOptions,
+    seed: int,
+    tick: Callable[[], None] = lambda: None,
 ) -> tuple[torch.Tensor, int]:
     """One NUTS chain for one observation; returns draws (n, D) and the number of divergent transitions.
+
+    ``tick`` is called after every warm-up and sampling step (the progress bar counts steps, not chains).
 
     The chain runs in float64: likelihoods built from softmax responsibilities (the gaussian mixture) underflow to
     log 0 in float32 a few mode widths away from the data, which breaks the step-size search.
@@ -200,6 +213,7 @@ def _run_chain(
     record = {"divergences": 0}
 
     def hook(kern, _params, stage, _i) -> None:
+        tick()
         if stage == "Sample":
             record["divergences"] = len(kern.diagnostics()["divergences"])
 

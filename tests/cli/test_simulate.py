@@ -118,6 +118,21 @@ def test_resume_with_different_settings_is_refused(tmp_path):
         simulators.simulate_table(simulators.get("arm"), 500, out, seed=2, chunk_size=100, resume=True)
 
 
+def test_resume_on_a_finished_table_says_so(runner, tmp_path):
+    """--resume on a finished table of the same settings is a no-op that says so (the file is untouched); of other
+    settings it is a one-line refusal naming the difference (exit 2, no traceback)."""
+    out = tmp_path / "done.h5"
+    cmd = ["simulate", "-s", "arm", "-n", "300", "--seed", "1", "--out", str(out), "-q"]
+    assert runner.invoke(main, cmd).exit_code == 0
+    before = out.stat().st_mtime_ns, out.read_bytes()
+    r = runner.invoke(main, [*cmd, "--resume"])
+    assert r.exit_code == 0 and "already complete" in r.output and "nothing to resume" in r.output
+    assert (out.stat().st_mtime_ns, out.read_bytes()) == before
+    r = runner.invoke(main, [*cmd[:6], "2", *cmd[7:], "--resume"])
+    assert r.exit_code == 2 and "its seed is 1, this run's is 2" in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
 def test_incomplete_table_is_not_read(tmp_path):
     out = tmp_path / "r.h5"
     with pytest.raises(KeyboardInterrupt):

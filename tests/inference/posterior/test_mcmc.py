@@ -67,3 +67,13 @@ def test_nuts_matches_noisy_arm_reference_posterior():
     theta = est.posterior(x_o).sample(1000, generator=g)
     ref = arm.reference_posterior(x_o, 1000, generator=g)
     assert c2st(theta.numpy(), ref.numpy()) < 0.6
+
+
+def test_nuts_progress_counts_every_warm_up_and_sampling_step(capsys):
+    gm = simulators.get("gaussian-mixture", labels="all")
+    est = inference.fit(gm, method="nuts", budget=None, options={"warmup": 7, "chains": 2}, progress=True)
+    x_o = torch.nn.functional.one_hot(torch.tensor([1, 3]), 8).float()
+    est.posterior(x_o).sample(10, generator=torch.Generator().manual_seed(0))
+    err = capsys.readouterr().err
+    total = 2 * 2 * (7 + 5)  # observations x chains x (warm-up + draws per chain)
+    assert f"{total}/{total}" in err and "observation 2/2, chain 2/2" in err

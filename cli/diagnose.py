@@ -14,30 +14,12 @@ from typing import Any
 import click
 import torch
 
-from zoo_cli.options import estimator_choice, fit_options
+from zoo_cli.options import estimator_choice, fit_options, source_options
 
 
 @click.command()
 @click.argument("result", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--simulator",
-    "-s",
-    "name",
-    help="Simulator: a name (zoo list), module:factory or file.py:factory; optional with --estimator.",
-)
-@click.option(
-    "--method",
-    "-m",
-    default=None,
-    help="Posterior method (see `zoo list`). Default: the shipped estimator for this simulator if there is one and no "
-    "--budget/--option is given, else abc.",
-)
-@click.option(
-    "--trust-code",
-    is_flag=True,
-    help="Rebuild the saved estimator's simulator when it is your module or file (it runs that code).",
-)
-@click.option("--estimator", type=click.Path(path_type=Path), help="A saved estimator directory (zoo train) to test.")
+@source_options("to test")
 @click.option("--n-test", type=int, default=200, show_default=True, help="Simulated test cases.")
 @click.option("--test-seed", type=int, default=0, show_default=True, help="Seed of the simulated test set.")
 @click.option("--n-samples", "-n", type=int, default=1000, show_default=True, help="Posterior draws per test case.")

@@ -15,31 +15,13 @@ import torch
 
 import inference
 from zoo_cli.observations import check_sources, read_sources
-from zoo_cli.options import estimator_choice, fit_options
+from zoo_cli.options import estimator_choice, fit_options, source_options
 
 
 @click.command()
-@click.option(
-    "--simulator",
-    "-s",
-    "name",
-    help="Simulator: a name (zoo list), module:factory or file.py:factory; optional with --estimator.",
-)
-@click.option(
-    "--method",
-    "-m",
-    default=None,
-    help="Posterior method (see `zoo list`). Default: the shipped estimator for this simulator if there is one "
-    "and no --budget/--option is given, else abc.",
-)
+@source_options("to use")
 @click.option("--retrain", is_flag=True, help="Train the default shipped estimator afresh instead of loading it.")
-@click.option(
-    "--trust-code",
-    is_flag=True,
-    help="Rebuild the saved estimator's simulator when it is your module or file (it runs that code).",
-)
-@click.option("--estimator", type=click.Path(path_type=Path), help="A saved estimator directory (zoo train) to use.")
-@click.option("--observation", "obs_file", type=click.Path(path_type=Path), help="CSV / NPY / JSON observations.")
+@click.option("--observation", "obs_file", type=click.Path(path_type=Path), help="Observations: CSV / NPY / JSON / HDF5 / NPZ.")
 @click.option("--as-set", is_flag=True, help="Read all rows of a CSV --observation as one set (set-valued simulators).")
 @click.option("--x-key", default="x", show_default=True, help="Dataset / array of an HDF5 / NPZ --observation.")
 @click.option(

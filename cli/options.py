@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -29,6 +30,44 @@ def threads_option(f: Callable) -> Callable:
         callback=_set_threads,
         help="CPU threads for torch.",
     )(f)
+
+
+def source_options(use: str) -> Callable[[Callable], Callable]:
+    """``--simulator``, ``--method``, ``--trust-code`` and ``--estimator``: where ``zoo infer`` / ``zoo diagnose`` get
+    their estimator (see :func:`estimator_choice`); ``use`` completes the ``--estimator`` help ("to use")."""
+
+    def decorate(f: Callable) -> Callable:
+        for decorator in reversed(
+            (
+                click.option(
+                    "--simulator",
+                    "-s",
+                    "name",
+                    help="Simulator: a name (zoo list), module:factory or file.py:factory; optional with --estimator.",
+                ),
+                click.option(
+                    "--method",
+                    "-m",
+                    default=None,
+                    help="Posterior method (see `zoo list`). Default: the shipped estimator for this simulator if "
+                    "there is one and no --budget/--option is given, else abc.",
+                ),
+                click.option(
+                    "--trust-code",
+                    is_flag=True,
+                    help="Rebuild the saved estimator's simulator when it is your module or file (it runs that code).",
+                ),
+                click.option(
+                    "--estimator",
+                    type=click.Path(path_type=Path),
+                    help=f"A saved estimator directory (zoo train) {use}.",
+                ),
+            )
+        ):
+            f = decorator(f)
+        return f
+
+    return decorate
 
 
 def fit_options(f: Callable) -> Callable:

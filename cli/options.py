@@ -19,7 +19,7 @@ def _set_threads(ctx: click.Context, param: click.Parameter, value: int) -> int:
 
 def threads_option(f: Callable) -> Callable:
     """``--threads N`` (default 1): torch's CPU threads for the command. zoo's networks are small: one thread per
-    process trains fastest on few cores (docs/amortized.md, "Threads"); more help sampling large batches."""
+    process trains fastest on few cores (docs/getting-started.md, "Threads"); more help sampling large batches."""
     return click.option(
         "--threads",
         type=click.IntRange(min=1),

@@ -188,10 +188,17 @@ def test_table_source_reproduces_the_rows(tiny_table):
     assert noisy.prior.log_prob(theta).shape == (4, 5)
 
 
-def test_table_source_rejects_unknown_parameters_and_noisy_tables(tiny_table, tmp_path):
-    sim = Tissue(source="table", table=str(tiny_table))
+def test_table_source_simulates_non_rows_live_and_rejects_noisy_tables(tiny_table, tmp_path):
+    """lookup() takes table rows only; simulate() re-simulates other parameters (posterior draws) by the table's own
+    Monte Carlo at its photon count, with the caller's generator."""
+    sim = Tissue(source="table", table=str(tiny_table), snr=None, normalize=False)
+    theta = _theta()
     with pytest.raises(ValueError, match="not in the tissue table"):
-        sim.simulate(_theta())
+        sim.lookup(theta)
+    g = torch.Generator().manual_seed(3)
+    x = sim.simulate(theta, generator=g)
+    live = sim.reflectance(theta, generator=torch.Generator().manual_seed(3), photons=sim.table_photons)
+    torch.testing.assert_close(x, live.to(x))
     noisy = tmp_path / "noisy.h5"
     simulators.simulate_table(Tissue(source="live", photons=4), 2, noisy, seed=0, progress=False)
     with pytest.raises(ValueError, match="raw tissue reflectance"):

@@ -64,7 +64,9 @@ def main() -> None:
         label = f"{n} (torch's default)" if t == "torch" else str(n)
         projected = wall / steps * full
         print(f"| {label} | {load:.2f} | {wall:.0f} | {wall / steps:.3f} | {projected / 60:.1f} min |", flush=True)
-    print("(wall time includes start-up, simulation of the budget and the final validation, so short rows project high)")
+    print(
+        "(wall time includes start-up, simulation of the budget and the final validation, so short rows project high)"
+    )
 
 
 if __name__ == "__main__":

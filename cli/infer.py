@@ -21,7 +21,9 @@ from zoo_cli.options import estimator_choice, fit_options, source_options
 @click.command()
 @source_options("to use")
 @click.option("--retrain", is_flag=True, help="Train the default shipped estimator afresh instead of loading it.")
-@click.option("--observation", "obs_file", type=click.Path(path_type=Path), help="Observations: CSV / NPY / JSON / HDF5 / NPZ.")
+@click.option(
+    "--observation", "obs_file", type=click.Path(path_type=Path), help="Observations: CSV / NPY / JSON / HDF5 / NPZ."
+)
 @click.option("--as-set", is_flag=True, help="Read all rows of a CSV --observation as one set (set-valued simulators).")
 @click.option("--x-key", default="x", show_default=True, help="Dataset / array of an HDF5 / NPZ --observation.")
 @click.option(

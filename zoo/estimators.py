@@ -108,7 +108,7 @@ register(
         recipe=(
             "OMP_NUM_THREADS=1 zoo train --simulator gaussian-mixture --method cinn --budget 50000 --seed 0 "
             "--option coupling=spline --option blocks=4 --option hidden=64 --option steps=4000 "
-            "--option batch_size=512 --option val_every=500 --option val_statistic=mean "
+            "--option batch_size=512 --option val_every=500 --option val_statistic=mean --option restarts=1 "
             "--out zoo/estimators/gaussian-mixture-cinn"
         ),
         seed=0,
@@ -161,7 +161,7 @@ register(
         recipe=(
             "OMP_NUM_THREADS=1 zoo train --simulator tissue --method cinn --budget 15000 --seed 0 --option online=true "
             "--option blocks=6 --option hidden=96 --option steps=4000 --option batch_size=512 --option val_every=500 "
-            "--out zoo/estimators/tissue-cinn"
+            "--option restarts=1 --out zoo/estimators/tissue-cinn"
         ),
         seed=0,
         budget=15_000,

@@ -18,7 +18,7 @@ SET_ARM = {"noise_std": 0.1, "n_obs": "2-12"}
 def set_estimator_dir(tmp_path_factory):
     """A tiny set-valued cINN (a few steps: these tests check plumbing and shapes, not posterior quality)."""
     sim = simulators.get("arm", **SET_ARM)
-    opts = inference.make_options("cinn", {"steps": 20, "blocks": 2, "hidden": 16, "batch_size": 64})
+    opts = inference.make_options("cinn", {"steps": 20, "blocks": 2, "hidden": 16, "batch_size": 64, "restarts": 1})
     est = inference.fit(sim, method="cinn", budget=500, options=opts, generator=torch.Generator().manual_seed(0))
     path = tmp_path_factory.mktemp("est") / "arm-set"
     est.save(path)

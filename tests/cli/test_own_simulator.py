@@ -32,7 +32,10 @@ def make(noise_free: bool = False):
     return simulators.from_function(decay, [Gamma(2.0, 2.0), Uniform(0.5, 2.0)], param_names=("rate", "amplitude"),
                                     name="decay")
 """
-TRAIN = ["--option", "steps=40", "--option", "val_every=20", "--option", "blocks=2", "--option", "hidden=16"]
+TRAIN = [
+    *("--option", "steps=40", "--option", "val_every=20", "--option", "blocks=2", "--option", "hidden=16"),
+    *("--option", "restarts=1"),
+]
 
 
 def zoo(*args: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:

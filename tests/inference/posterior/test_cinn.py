@@ -15,7 +15,10 @@ import simulators
 from inference.networks.conditional_flow import build_flow
 from inference.posterior.cinn import CINNOptions, ConditionalINN
 
-TINY = {"blocks": 2, "hidden": 32, "summary_dim": 8, "summary_hidden": 32, "batch_size": 256, "val_every": 100}
+TINY = {
+    **{"blocks": 2, "hidden": 32, "summary_dim": 8, "summary_hidden": 32, "batch_size": 256, "val_every": 100},
+    "restarts": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -367,7 +370,7 @@ def test_tissue_sets_train_a_deepset_cinn():
     from inference.networks.summary import DeepSet
 
     sim = simulators.get("tissue", n_obs="1-4")
-    opts = inference.make_options("cinn", {"steps": 5, "blocks": 2, "hidden": 16, "batch_size": 64})
+    opts = inference.make_options("cinn", {"steps": 5, "blocks": 2, "hidden": 16, "batch_size": 64, "restarts": 1})
     est = inference.fit(sim, method="cinn", budget=400, options=opts, generator=torch.Generator().manual_seed(0))
     assert isinstance(est.model.summary, DeepSet)
     theta = simulators.sample_prior(sim.prior, 2, generator=torch.Generator().manual_seed(1))

@@ -31,6 +31,7 @@ _PILOT = 20_000  # simulations for the standardization statistics in online trai
 _CALIBRATION_DRAWS = 200  # per held-out simulation, to compare restarts (5000 x 200: ~1 s)
 COUPLINGS = ("affine", "spline")
 VAL_STATISTICS = ("median", "mean")
+RESTART_CRITERIA = ("parameters", "pooled")
 TRAIN = TrainConfig(steps=10_000, batch_size=512, lr=1e-3, schedule="cosine", grad_clip=10.0, val_every=500, restarts=3)
 """The cINN's training defaults: Adam, cosine schedule to 1%, gradient norm clipped at 10, validation every 500
 steps, the best of 3 restarts by held-out calibration (the shipped ``arm-cinn`` recipe; docs/own-simulator.md has
@@ -57,6 +58,9 @@ class CINNOptions:
             score.
         val_statistic: ``"median"`` or ``"mean"`` of the held-out negative log-likelihood, the criterion that picks
             the kept weights (the median is robust to the few held-out points that a near-degenerate posterior misses).
+        restart_criterion: how restarts are compared on the held-out simulations: ``"parameters"``, the mean over
+            parameters of each parameter's calibration error, or ``"pooled"``, the calibration error of the inlier
+            fractions pooled over parameters (where one parameter too wide and another too narrow cancel).
         online: draw fresh simulations for every batch (the budget then only sizes the validation set);
             with no budget, training is always online.
         train: the training settings (:class:`zoo.training.TrainConfig`; defaults :data:`TRAIN`). ``restarts``
@@ -78,6 +82,7 @@ class CINNOptions:
     summary_hidden: int = 64
     val_fraction: float = 0.05
     val_statistic: str = "median"
+    restart_criterion: str = "parameters"
     online: bool = False
     train: TrainConfig = field(default=TRAIN)
 
@@ -85,6 +90,7 @@ class CINNOptions:
         _choice("coupling", self.coupling, COUPLINGS)
         _choice("summary", self.summary, ("auto", *SUMMARIES))
         _choice("val_statistic", self.val_statistic, VAL_STATISTICS)
+        _choice("restart_criterion", self.restart_criterion, RESTART_CRITERIA)
         for name in ("blocks", "hidden", "layers", "bins", "summary_dim", "summary_hidden"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -219,7 +225,7 @@ def fit_cinn(
             desc="cinn" if tc.restarts == 1 else f"cinn {r + 1}/{tc.restarts}",
         )
         if tc.restarts > 1:
-            error = _held_out_calibration(model, theta_val, x_val, hi, cal_seed)
+            error = _held_out_calibration(model, theta_val, x_val, hi, cal_seed, o.restart_criterion)
             if error < min(restart_errors, default=math.inf):
                 kept = (model, history)
             restart_errors.append(error)
@@ -227,7 +233,7 @@ def fit_cinn(
         model, history = kept
     score = SummaryMahalanobis.fit(_reference_summaries(model, x_val, (lo, hi), gen).cpu())
     model.cpu()
-    info = _training_record(history, time.perf_counter() - t0, online, restart_errors, cal_seed)
+    info = _training_record(history, time.perf_counter() - t0, online, restart_errors, cal_seed, o.restart_criterion)
     return CINNEstimator(model, simulator=simulator, options=o, budget=budget, score=score, info=info)
 
 
@@ -257,7 +263,7 @@ def _reference_summaries(
 
 
 def _training_record(
-    history: TrainHistory, seconds: float, online: bool, restart_errors: list[float], cal_seed: int
+    history: TrainHistory, seconds: float, online: bool, restart_errors: list[float], cal_seed: int, criterion: str
 ) -> dict[str, Any]:
     info = {
         "steps": history.steps[-1] if history.steps else 0,
@@ -271,17 +277,18 @@ def _training_record(
         info["restart_calibration_errors"] = [round(c, 5) for c in restart_errors]
         info["restart_kept"] = restart_errors.index(min(restart_errors))
         info["restart_calibration_seed"] = cal_seed
+        info["restart_criterion"] = criterion
     return info
 
 
 @torch.no_grad()
 def _held_out_calibration(
-    model: ConditionalINN, theta: torch.Tensor, x: torch.Tensor, set_size: int, seed: int
+    model: ConditionalINN, theta: torch.Tensor, x: torch.Tensor, set_size: int, seed: int, criterion: str
 ) -> float:
     """Marginal calibration error (thesis sec. 4.2) of ``model`` on held-out simulations, 200 draws each.
 
-    Sets are scored at their largest size. The latent draws come from ``seed``, so that restarts are compared on the
-    same draws.
+    ``criterion`` ``"parameters"``: the mean of the per-parameter errors; ``"pooled"``: the pooled error. Sets are
+    scored at their largest size. The latent draws come from ``seed``, so that restarts are compared on the same draws.
     """
     from inference.evaluation.diagnostics import calibration_error
 
@@ -289,7 +296,8 @@ def _held_out_calibration(
         x = x[:, :set_size]
     h = model.summarize(x)
     draws = model.sample_given(_CALIBRATION_DRAWS, h, generator=torch.Generator(h.device).manual_seed(seed))
-    return float(calibration_error(draws.cpu(), theta.cpu()).error)
+    calibration = calibration_error(draws.cpu(), theta.cpu())
+    return float(calibration.error if criterion == "pooled" else calibration.error_per_parameter.mean())
 
 
 register_method("cinn", fit_cinn, load_cinn, CINNOptions)

@@ -278,8 +278,15 @@ def test_restarts_keep_the_network_with_the_best_held_out_calibration():
     # the kept network is the one scored min(errors): re-scoring it on its validation rows (the table's last 256)
     # with the recorded latent seed gives the same number (rounded to 5 decimals in info)
     val = (theta[-256:], table[1][-256:])
-    again = _held_out_calibration(est.model, *val, 1, est.info["restart_calibration_seed"])
+    seed = est.info["restart_calibration_seed"]
+    assert est.info["restart_criterion"] == "parameters"  # the default: the mean of the per-parameter errors
+    again = _held_out_calibration(est.model, *val, 1, seed, "parameters")
     assert again == pytest.approx(min(errors), abs=1e-5)
+    # the pooled criterion scores the same draws with the inlier fractions pooled over parameters: another number
+    pooled = _held_out_calibration(est.model, *val, 1, seed, "pooled")
+    assert pooled != pytest.approx(again, abs=1e-4)
+    with pytest.raises(ValueError, match="restart_criterion must be one of 'parameters', 'pooled'"):
+        inference.fit(sim, method="cinn", budget=3000, options={"restart_criterion": "best"}, progress=False)
     with pytest.raises(ValueError, match="restarts must be an integer >= 1"):
         inference.fit(sim, method="cinn", budget=3000, options={"restarts": 0}, progress=False)
 

@@ -14,7 +14,9 @@ a user's module with a LogNormal prior and an exact Gaussian posterior in log sp
 
 Usage:
     python benchmarks/defaults.py [--tasks arm lognormal] [--budgets 10000 100000] [--n-test 1000] [--threads 1]
-                                  [--option KEY=VALUE ...] [--seed 0]
+                                  [--option KEY=VALUE ...] [--seeds 0 [1 ...]]
+
+One row per task, budget and training seed (``--seeds 0 1 2 3 --option restarts=1``: how much single networks vary).
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def main() -> None:
     p.add_argument("--budgets", type=int, nargs="+", default=[10_000, 100_000])
     p.add_argument("--n-test", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (one row each)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="cINN option (default: none)")
     p.add_argument("--save", default=None, help="save each estimator to SAVE/<task>-<budget>")
     a = p.parse_args()
@@ -108,19 +110,21 @@ def main() -> None:
     options = parse_options(tuple(a.option))
     print(f"cINN, options {options or 'default'}, {a.n_test} test cases x 1000 draws, {a.threads} thread(s)")
     print(
-        "| task | sims | calibration err (worst param) | coverage - level | mean re-sim | C2ST mean (max), 8 obs "
-        "| train s |"
+        "| task | sims | seed | calibration err (worst param) | coverage - level | mean re-sim "
+        "| C2ST mean (max), 8 obs | train s |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for name in a.tasks:
         for budget in a.budgets:
-            r = run(name, budget, options, a.n_test, a.seed, save=a.save)
-            print(
-                f"| {name} | {budget:.0e} | {r['calib']:.2f}% ({r['calib_worst']:.2f}%) | {r['width']:+.2f}% | "
-                f"{r['resim']:.4f} | "
-                f"{r['c2st']:.3f} ({r['c2st_max']:.3f}) | {r['seconds']:.0f} |",
-                flush=True,
-            )
+            for seed in a.seeds:
+                save = None if a.save is None else str(Path(a.save) / f"seed{seed}")
+                r = run(name, budget, options, a.n_test, seed, save=save)
+                print(
+                    f"| {name} | {budget:.0e} | {seed} | {r['calib']:.2f}% ({r['calib_worst']:.2f}%) | "
+                    f"{r['width']:+.2f}% | {r['resim']:.4f} | {r['c2st']:.3f} ({r['c2st_max']:.3f}) | "
+                    f"{r['seconds']:.0f} |",
+                    flush=True,
+                )
     tc = r["options"].train
     print(
         f"(defaults in effect: blocks {r['options'].blocks} x {r['options'].hidden}, steps {tc.steps}, "

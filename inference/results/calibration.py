@@ -101,18 +101,20 @@ class CalibrationReport(ResultFile):
     def table(self) -> str:
         """A plain-text table: one row per parameter plus an overall row."""
         r = self.result
-        head = f"{'parameter':<12} {'calib. err':>10} {'band':>7} {'SBC p':>9} {'RMSE mean':>10} {'RMSE MAP':>9}"
+        with_map = bool(np.isfinite(self.rmse_map_per_parameter).any())  # computed only with n_map > 0
+        head = f"{'parameter':<12} {'calib. err':>10} {'band':>7} {'SBC p':>9} {'RMSE mean':>10}"
+        head += f" {'RMSE MAP':>9}" if with_map else ""
         rows = [head, "-" * len(head)]
         for i, p in enumerate(r.param_names):
             flag = " *" if self.error_per_parameter[i] > self.band_per_parameter else ""
+            map_cell = f" {self.rmse_map_per_parameter[i]:>9.4f}" if with_map else ""
             rows.append(
                 f"{p:<12} {100 * self.error_per_parameter[i]:>9.2f}% {100 * self.band_per_parameter:>6.2f}% "
-                f"{self.sbc_pvalues[i]:>9.3g} {self.rmse_mean_per_parameter[i]:>10.4f} "
-                f"{self.rmse_map_per_parameter[i]:>9.4f}{flag}"
+                f"{self.sbc_pvalues[i]:>9.3g} {self.rmse_mean_per_parameter[i]:>10.4f}{map_cell}{flag}"
             )
         rows.append(
             f"{'all':<12} {100 * self.error:>9.2f}% {100 * self.band:>6.2f}% {self.sbc_pvalues.min():>9.3g} "
-            f"{self.rmse_mean:>10.4f} {self.rmse_map:>9.4f}"
+            f"{self.rmse_mean:>10.4f}" + (f" {self.rmse_map:>9.4f}" if with_map else "")
         )
         cov = [f"TARP max |ECP - alpha| {self.tarp_error:.3f}"]
         if self.hpd_coverage is not None:

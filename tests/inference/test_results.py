@@ -154,7 +154,9 @@ def test_calibration_report_round_trip(tmp_path):
     np.testing.assert_array_equal(back.tarp_ecp, rep.tarp_ecp)
     np.testing.assert_array_equal(back.result.draws, rep.result.draws)
     assert isinstance(read_result(path), type(rep))
-    assert "calib. err" in rep.table()
+    assert "calib. err" in rep.table() and "RMSE MAP" in rep.table()
+    without = calibrate(est, n_test=20, n_samples=30, generator=g)  # n_map=0: no MAP column, no column of NaN
+    assert "RMSE MAP" not in without.table() and "nan" not in without.table()
 
 
 def test_files_for_both_arviz_generations(arm_result, tmp_path):

@@ -68,7 +68,12 @@ def read_image(spec: str) -> torch.Tensor | int:
 
 
 @click.command("fiber")
-@click.option("--subject", "subject_name", required=True, help="Subject: built-in name, directory or TorchScript.")
+@click.option(
+    "--subject",
+    "subject_name",
+    required=True,
+    help="Subject: built-in name, zoo / diffusers directory, or TorchScript / torch.export file (--trust-code).",
+)
 @click.option("--layer", default=None, help="Use this layer's activation as the features h.")
 @click.option("--output", "output", default=None, help="Subject output: output, probs, log_probs.")
 @click.option("--prior", "prior_name", default=None, help="Diffusion / flow-matching prior (ndtm): name or directory.")
@@ -99,6 +104,11 @@ def read_image(spec: str) -> torch.Tensor | int:
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--overwrite", is_flag=True, help="Replace existing fibers.nc / fibers.png.")
+@click.option(
+    "--trust-code",
+    is_flag=True,
+    help="Run the code a subject or prior carries (TorchScript, torch.export, module:factory); see docs/security.md.",
+)
 @threads_option
 def fiber(**o: Any) -> None:
     """Sample the fiber {x~ : phi(x~) = phi(x)} of a subject through an input."""
@@ -126,6 +136,7 @@ def fiber(**o: Any) -> None:
         batch_size=o["batch_size"],
         device=o["device"],
         subject_options={"output": o["output"], "layer": o["layer"]},
+        trust_code=o["trust_code"],
         source=None if o["input_spec"].lstrip("-").isdigit() else o["input_spec"],
         progress=True,
     )

@@ -3,19 +3,20 @@
 ``load(name_or_path, role=...)`` tries, in order:
 
 1. a built-in name (:mod:`zoo.registry`), e.g. ``"color-mnist-ddpm"``;
-2. ``"package.module:factory"`` with ``weights=FILE``: imports the named module (your code, named by you),
-   calls ``factory()`` for an ``nn.Module`` (or a ready :class:`Prior`) and loads the weights into it;
+2. ``"package.module:factory"`` with ``weights=FILE`` and ``trust_code=True``: imports the named module (your
+   code, named by you), calls ``factory()`` for an ``nn.Module`` (or a ready :class:`Prior`) and loads the weights
+   into it;
 3. a local directory: zoo's own format (``zoo.json``), a diffusers pipeline (``model_index.json`` with ``unet/``
    and ``scheduler/``) or a diffusers model directory (``config.json`` + ``*.safetensors``, with a
    ``scheduler_config.json`` beside it or passed as ``scheduler=``);
-4. a local TorchScript file (a subject);
+4. a local TorchScript file or ``torch.export`` program (``.pt2``), as a subject, only with ``trust_code=True``;
 5. a Hugging Face Hub id ``owner/name`` (safetensors and JSON files only), when the machine is online.
 
 Loading never unpickles: weights are read from safetensors; the only pickle-format files accepted are weight
 files given explicitly with ``weights=``, read with ``torch.load(weights_only=True)`` (tensors and containers
 only, no code). Any other pickle-based checkpoint (``torch.save`` files, ``.bin``/``.ckpt``/``.pkl``) is refused
-with a message saying how to convert it. TorchScript archives are read by TorchScript's own restricted loader;
-they do run the model's compiled code, so load only TorchScript you trust.
+with a message saying how to convert it. Files that carry code (TorchScript, ``torch.export`` programs) and
+``module:factory`` names are refused unless ``trust_code=True`` (:mod:`zoo.code_files`; docs/security.md).
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ import json
 import os
 import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file
 
-from zoo import registry
+from zoo import code_files, registry
 from zoo.flow_prior import FlowPrior
 from zoo.format import is_zoo_dir, jsonable, read_zoo_dir, write_zoo_dir
 from zoo.priors import DIFFUSERS_SCHEDULERS, DiffusionPrior, Prior
@@ -56,6 +56,7 @@ def load(
     layer: str | None = None,
     scheduler: Any = None,
     normalization: dict | None = None,
+    trust_code: bool = False,
 ) -> Prior | Subject:
     """Load a prior or subject by built-in name, path, ``package.module:factory`` or Hub id.
 
@@ -70,13 +71,17 @@ def load(
         scheduler: diffusers directories without a scheduler config: a diffusers scheduler object or class name.
         normalization: diffusers directories: ``{"mean", "std"}`` of the data -> model map (default [0, 1] ->
             [-1, 1]).
+        trust_code: allow what runs its author's code: a ``package.module:factory`` (imported and called), a
+            TorchScript file or a ``torch.export`` program. Without it they are refused in one line, before anything
+            of theirs runs.
 
     Returns:
         a :class:`Prior` or :class:`Subject` in eval mode on ``device``.
 
     Raises:
         FileNotFoundError: nothing found under that name / path, or a Hub id while offline.
-        ValueError: a pickle-based checkpoint, a role mismatch, or an unusable model directory.
+        ValueError: a pickle-based checkpoint, code without ``trust_code``, a role mismatch, or an unusable model
+            directory.
 
     Example:
         >>> import zoo
@@ -90,11 +95,16 @@ def load(
     if registry.is_builtin(s) and not Path(s).exists():
         model = _load_zoo_dir(registry.path(s), role, device, output, layer)
     elif _FACTORY.match(s) and not Path(s).exists():
+        if not trust_code:
+            raise ValueError(
+                f"refusing to import {s!r} without trust_code: a 'package.module:factory' model runs that module's "
+                f"code; {code_files.CONSENT}"
+            )
         model = _load_factory(s, role, device, weights, output, layer)
     elif Path(s).exists():
-        model = _load_path(Path(s), role, device, output, layer, scheduler, normalization)
+        model = _load_path(Path(s), role, device, output, layer, scheduler, normalization, trust_code)
     elif _HUB_ID.match(s):
-        model = _load_path(_hub_download(s), role, device, output, layer, scheduler, normalization)
+        model = _load_path(_hub_download(s), role, device, output, layer, scheduler, normalization, trust_code)
     else:
         raise FileNotFoundError(
             f"no model {s!r}: not a built-in ({', '.join(registry.BUILTIN)}), not an existing path, not "
@@ -108,7 +118,7 @@ def _check_role(found: str, role: str | None, what: str) -> None:
         raise ValueError(f"{what} is a {found}, but role={role!r} was asked for")
 
 
-def _load_path(path: Path, role, device, output, layer, scheduler, normalization) -> Prior | Subject:
+def _load_path(path: Path, role, device, output, layer, scheduler, normalization, trust_code) -> Prior | Subject:
     if path.is_dir():
         if is_zoo_dir(path):
             return _load_zoo_dir(path, role, device, output, layer)
@@ -124,23 +134,17 @@ def _load_path(path: Path, role, device, output, layer, scheduler, normalization
             f"{str(path)!r} holds bare weights; pass the architecture as 'package.module:factory' with "
             f"weights={str(path)!r}"
         )
-    if _is_torchscript(path):
-        _check_role("subject", role, f"TorchScript file {str(path)!r}")
-        module = torch.jit.load(str(path), map_location=device)
+    file_kind = code_files.kind(path)
+    if file_kind is not None:
+        what = "TorchScript file" if file_kind == "torchscript" else "torch.export program"
+        _check_role("subject", role, f"{what} {str(path)!r}")
+        module = code_files.load_module(path, file_kind, trust_code=trust_code, device=device)
         return Subject(module.eval(), output=output or "output", layer=layer, meta={"source": str(path)})
     raise ValueError(
-        f"refusing to load {str(path)!r}: it is not safetensors, a model directory or TorchScript, and a pickle "
-        "checkpoint can run arbitrary code when loaded; convert it with safetensors.torch.save_file and load "
-        "'package.module:factory' with weights=, or export TorchScript"
+        f"refusing to load {str(path)!r}: it is not safetensors, a model directory, TorchScript or a torch.export "
+        "program, and a pickle checkpoint can run arbitrary code when loaded; convert it with "
+        "safetensors.torch.save_file and load 'package.module:factory' with weights="
     )
-
-
-def _is_torchscript(path: Path) -> bool:
-    """A TorchScript archive is a zip with compiled code (``*/code/``); a torch.save zip has only pickles."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as z:
-        return any("/code/" in n for n in z.namelist())
 
 
 def _load_zoo_dir(path: Path, role, device, output, layer) -> Prior | Subject:

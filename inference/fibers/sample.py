@@ -90,6 +90,7 @@ def sample_fibers(
     batch_size: int = 64,
     device: str | torch.device = "cpu",
     subject_options: dict[str, Any] | None = None,
+    trust_code: bool = False,
     source: str | None = None,
     progress: bool = False,
 ) -> FiberSamples:
@@ -113,6 +114,8 @@ def sample_fibers(
         batch_size: samples processed together by the method.
         device: where subject, prior and samples live.
         subject_options: ``output`` / ``layer`` of a subject given by name.
+        trust_code: let :func:`zoo.load` run the code a subject or prior given by name carries (TorchScript,
+            ``torch.export``, ``package.module:factory``).
         source: how the targets were given (recorded; default: the reference index, or ``"tensor"``).
         progress: show progress bars.
 
@@ -129,12 +132,12 @@ def sample_fibers(
     subject_name = subject if isinstance(subject, str) else type(subject).__name__
     so = dict(subject_options or {})
     if isinstance(subject, str):
-        subject = zoo.load(subject, role="subject", device=device, **so)
+        subject = zoo.load(subject, role="subject", device=device, trust_code=trust_code, **so)
     if spec.needs_prior and prior is None:
         raise ValueError(f"--method {method} needs --prior NAME_OR_PATH (a diffusion or flow-matching prior)")
     prior_name = prior if isinstance(prior, str) else type(prior).__name__ if prior is not None else None
     if isinstance(prior, str) and spec.needs_prior:
-        prior = zoo.load(prior, role="prior", device=device)
+        prior = zoo.load(prior, role="prior", device=device, trust_code=trust_code)
     ref = None if reference is None else reference_set(reference, reference_size).to(device)
     x, source = _targets(x, ref, source)
     x = x.to(device)

@@ -67,6 +67,7 @@ def test_fiber_end_to_end_with_a_torchscript_subject(tmp_path, prior_dir):
         "fiber",
         "--subject",
         subject,
+        "--trust-code",
         "--prior",
         prior_dir(),
         "--input",
@@ -94,7 +95,7 @@ def test_fiber_end_to_end_with_a_torchscript_subject(tmp_path, prior_dir):
     assert res.traces["terminal"].shape == (1, 3, 1, 3) and res.gamma.shape == (3,)
     assert res.neighbour.shape == res.augmented.shape == (1, 3, 16, 16)
     # the stored losses are the subject's own: recompute them from the stored samples
-    phi = zoo.load(subject, role="subject")
+    phi = zoo.load(subject, role="subject", trust_code=True)
     with torch.no_grad():
         h = phi(torch.as_tensor(res.target))
         ht = phi(torch.as_tensor(res.samples[0, :, 0]))
@@ -109,7 +110,20 @@ def test_fiber_refine_lowers_the_fiber_loss(tmp_path, prior_dir):
     # reference images. A 5-feature smooth subject is reachable in 16 latent dims: 100 Adam steps cut the mean
     # loss by far more than the asserted 2x (the PCA round trip itself may raise it first).
     subject = _torchscript(tmp_path / "subject.pt")
-    common = ["fiber", "--subject", subject, "--prior", prior_dir(), "--input", "3", "-n", "3", "--steps", "3"]
+    common = [
+        "fiber",
+        "--subject",
+        subject,
+        "--trust-code",
+        "--prior",
+        prior_dir(),
+        "--input",
+        "3",
+        "-n",
+        "3",
+        "--steps",
+        "3",
+    ]
     common += ["--inner-steps", "2", "--gamma", "20", "--reference-size", "40", "--seed", "4"]
     plain = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "plain")])
     assert plain.exit_code == 0, plain.output
@@ -122,7 +136,7 @@ def test_fiber_refine_lowers_the_fiber_loss(tmp_path, prior_dir):
     assert float(b.fiber_loss.mean()) < 0.5 * float(a.fiber_loss.mean())
     # the stored losses are the subject's own on the stored (refined, clipped to [0, 1]) samples
     assert b.samples.min() >= 0.0 and b.samples.max() <= 1.0
-    phi = zoo.load(subject, role="subject")
+    phi = zoo.load(subject, role="subject", trust_code=True)
     with torch.no_grad():
         h = phi(torch.as_tensor(b.target))
         ht = phi(torch.as_tensor(b.samples[0, :, 0]))
@@ -147,18 +161,22 @@ def test_bad_inputs_are_one_line_errors_before_sampling(tmp_path, prior_dir):
     subject = _torchscript(tmp_path / "subject.pt")
     wrong = tmp_path / "small.npy"
     np.save(wrong, np.random.default_rng(0).random((3, 8, 8)).astype(np.float32))
-    _fails(["--subject", subject, "--prior", prior_dir(), "--input", str(wrong)], tmp_path, "shape")
+    _fails(["--subject", subject, "--trust-code", "--prior", prior_dir(), "--input", str(wrong)], tmp_path, "shape")
     gray = tmp_path / "gray.npy"
     np.save(gray, np.random.default_rng(0).random((1, 16, 16)).astype(np.float32))
-    _fails(["--subject", subject, "--prior", prior_dir(), "--input", str(gray)], tmp_path, "shape")
+    _fails(["--subject", subject, "--trust-code", "--prior", prior_dir(), "--input", str(gray)], tmp_path, "shape")
     argmax = _torchscript(tmp_path / "argmax.pt", _ArgmaxNet)
-    _fails(["--subject", argmax, "--prior", prior_dir(), "--input", "0"], tmp_path, "not differentiable")
+    _fails(
+        ["--subject", argmax, "--trust-code", "--prior", prior_dir(), "--input", "0"], tmp_path, "not differentiable"
+    )
     # a prior making data in [-1, 1] against the shipped autoencoder's [0, 1]
     _fails(["--subject", "color-mnist-ae", "--prior", prior_dir((-1.0, 1.0)), "--input", "0"], tmp_path, "range")
     nan = tmp_path / "nan.npy"
     np.save(nan, np.full((3, 16, 16), np.nan, dtype=np.float32))
-    _fails(["--subject", subject, "--prior", prior_dir(), "--input", str(nan)], tmp_path, "NaN")
-    _fails(["--subject", subject, "--prior", prior_dir(), "--input", "99"], tmp_path, "outside")
+    _fails(["--subject", subject, "--trust-code", "--prior", prior_dir(), "--input", str(nan)], tmp_path, "NaN")
+    _fails(["--subject", subject, "--trust-code", "--prior", prior_dir(), "--input", "99"], tmp_path, "outside")
+    # a TorchScript subject carries code: refused without --trust-code, in one line that says how to consent
+    _fails(["--subject", subject, "--prior", prior_dir(), "--input", "0"], tmp_path, "without trust_code")
 
 
 def test_fiber_conditional_method_trains_and_samples(tmp_path):
@@ -168,6 +186,7 @@ def test_fiber_conditional_method_trains_and_samples(tmp_path):
         "fiber",
         "--subject",
         subject,
+        "--trust-code",
         "--method",
         "conditional",
         "--fm-steps",
@@ -186,5 +205,7 @@ def test_fiber_conditional_method_trains_and_samples(tmp_path):
     res = read_fibers(out / "fibers.nc")
     assert res.method == "conditional" and res.samples.shape == (1, 2, 1, 3, 16, 16)
     assert res.gamma is None and res.traces == {}
-    missing = CliRunner().invoke(main, ["fiber", "--subject", subject, "--input", "2", "--out", str(tmp_path / "x")])
+    missing = CliRunner().invoke(
+        main, ["fiber", "--subject", subject, "--trust-code", "--input", "2", "--out", str(tmp_path / "x")]
+    )
     assert missing.exit_code == 2 and "--prior" in missing.output

@@ -123,7 +123,7 @@ def test_malicious_pickle_is_refused_without_running_it(tmp_path, zipped):
     assert not canary.exists()
     # the same file as the weights of an explicit factory: read with weights_only=True, which rejects it
     with pytest.raises(ValueError, match="refusing"):
-        zoo.load("zoo.architectures:DigitsCNN", role="subject", weights=path)
+        zoo.load("zoo.architectures:DigitsCNN", role="subject", weights=path, trust_code=True)
     assert not canary.exists()
 
 
@@ -144,26 +144,91 @@ def test_factory_with_safetensors_or_plain_state_dict(tmp_path):
     torch.save(net.state_dict(), tmp_path / "w.pt")
     x = torch.rand(2, 3, 16, 16)
     for w in ("w.safetensors", "w.pt"):
-        s = zoo.load("zoo.architectures:DigitsCNN", role="subject", weights=tmp_path / w, output="probs")
+        s = zoo.load(
+            "zoo.architectures:DigitsCNN", role="subject", weights=tmp_path / w, output="probs", trust_code=True
+        )
         _same(s(x), net(x).softmax(-1))
     with pytest.raises(ValueError, match="needs weights="):
-        zoo.load("zoo.architectures:DigitsCNN", role="subject")
+        zoo.load("zoo.architectures:DigitsCNN", role="subject", trust_code=True)
     with pytest.raises(ValueError, match="do not fit"):
-        zoo.load("zoo.architectures:ColorMNISTAutoencoder", role="subject", weights=tmp_path / "w.safetensors")
+        zoo.load(
+            "zoo.architectures:ColorMNISTAutoencoder",
+            role="subject",
+            weights=tmp_path / "w.safetensors",
+            trust_code=True,
+        )
     with pytest.raises(ValueError, match="cannot import"):
-        zoo.load("zoo.nonexistent:thing", role="subject", weights=tmp_path / "w.safetensors")
+        zoo.load("zoo.nonexistent:thing", role="subject", weights=tmp_path / "w.safetensors", trust_code=True)
 
 
-def test_torchscript_file_loads_as_subject(tmp_path):
+def test_torchscript_file_loads_as_subject_only_with_trust_code(tmp_path):
     net = DigitsCNN().eval()
     x = torch.rand(2, 3, 16, 16)
     with warnings.catch_warnings():  # torch.jit is deprecated in recent torch, still supported
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(torch.jit.trace(net, x), str(tmp_path / "net.ts"))
-        s = zoo.load(tmp_path / "net.ts", role="subject")
+        with pytest.raises(ValueError, match="refusing to load TorchScript file .* without trust_code"):
+            zoo.load(tmp_path / "net.ts", role="subject")
+        s = zoo.load(tmp_path / "net.ts", role="subject", trust_code=True)
     torch.testing.assert_close(s(x), net(x), atol=1e-6, rtol=1e-6)
     with pytest.raises(ValueError, match="is a subject"):
-        zoo.load(tmp_path / "net.ts", role="prior")
+        zoo.load(tmp_path / "net.ts", role="prior", trust_code=True)
+
+
+_PAYLOAD = """
+import sys, warnings
+from typing import List
+import torch
+
+class Payload(torch.nn.Module):  # a scripted __setstate__ runs inside torch.jit.load
+    def forward(self, x):
+        return x
+
+    @torch.jit.export
+    def __getstate__(self) -> List[int]:
+        return [1]
+
+    @torch.jit.export
+    def __setstate__(self, state: List[int]) -> None:
+        print("PAYLOAD RAN")
+        self.training = False
+
+warnings.simplefilter("ignore")
+torch.jit.save(torch.jit.script(Payload()), sys.argv[1])
+"""
+
+
+def test_crafted_torchscript_runs_nothing_without_trust_code(tmp_path):
+    """A real crafted file and real processes: loading it without consent prints nothing of the payload."""
+    import subprocess
+    import sys
+
+    script, path = tmp_path / "make.py", tmp_path / "subject.pt"
+    script.write_text(_PAYLOAD)
+    subprocess.run([sys.executable, str(script), str(path)], check=True, capture_output=True)
+    load = "import sys, zoo\ntry:\n zoo.load(sys.argv[1], role='subject', trust_code=sys.argv[2] == '1')\n"
+    load += "except ValueError as e:\n print('refused:', e)\n"
+    refused = subprocess.run([sys.executable, "-c", load, str(path), "0"], capture_output=True, text=True)
+    assert "refused: refusing to load TorchScript" in refused.stdout and "PAYLOAD RAN" not in refused.stdout
+    trusted = subprocess.run([sys.executable, "-c", load, str(path), "1"], capture_output=True, text=True)
+    assert "PAYLOAD RAN" in trusted.stdout  # what --trust-code accepts: the file's code runs at load
+
+
+def test_torch_export_program_only_with_trust_code(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3)).eval()
+    x = torch.rand(2, 3, 2, 2)
+    path = tmp_path / "net.pt2"
+    torch.export.save(torch.export.export(net, (x,)), str(path))
+    with pytest.raises(ValueError, match="refusing to load torch.export program .* without trust_code"):
+        zoo.load(path, role="subject")
+    s = zoo.load(path, role="subject", trust_code=True)
+    torch.testing.assert_close(s(x), net(x), atol=1e-6, rtol=1e-6)
+
+
+def test_factory_needs_trust_code(tmp_path):
+    save_file(DigitsCNN().state_dict(), str(tmp_path / "w.safetensors"))
+    with pytest.raises(ValueError, match="refusing to import 'zoo.architectures:DigitsCNN' without trust_code"):
+        zoo.load("zoo.architectures:DigitsCNN", role="subject", weights=tmp_path / "w.safetensors")
 
 
 def test_hub_id_offline_gives_a_clear_error(monkeypatch):

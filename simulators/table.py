@@ -9,15 +9,27 @@ Layout: datasets ``theta`` (N, D) and ``x`` (N, *obs_shape), float32, gzip + shu
 ``complete``, ``zoo_version``, ``torch_version``, ``created``.
 
 Chunk ``i`` is simulated with its own generator seeded from ``(seed, i)``, so a table is a pure function of
-``(simulator, options, seed, n, chunk_size)`` and an interrupted run resumes at the first incomplete chunk with
-nothing duplicated or lost. Until it is complete the table lives at ``<out>.partial``; the last step renames it.
+``(simulator, options, seed, n, chunk_size)``.
+
+Crash consistency. Until it is complete a table is a folder ``<out>.partial/``: ``settings.json`` and one file per
+finished chunk (``chunk-000012.npz``), each written to a ``mkstemp`` temporary in that folder, flushed to disk and
+renamed, so a chunk file exists only once all its rows are on disk and no later write touches it. ``resume`` keeps
+the chunks it can read back with the right shapes and recomputes the rest (a chunk killed mid-write left only a
+temporary, which is removed). The finished HDF5 file is assembled in a ``mkstemp`` temporary beside ``out`` and
+renamed onto it; then the folder goes. (Writing the chunks into one HDF5 file, as before, was not: a kill during a
+write could damage rows of a chunk already counted as done.) No name zoo writes through is predictable: a symbolic
+link planted at ``<out>.partial`` is refused on resume and replaced (never followed) otherwise.
 """
 
 from __future__ import annotations
 
+import glob
+import io
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -35,7 +47,7 @@ DEFAULT_CHUNK = 100_000
 
 
 def partial_path(out: str | os.PathLike) -> Path:
-    """Where an unfinished table is kept: ``<out>.partial``."""
+    """Where an unfinished table is kept: the folder ``<out>.partial``."""
     out = Path(out)
     return out.with_name(out.name + ".partial")
 
@@ -57,11 +69,11 @@ def simulate_table(
     Arguments:
         simulator: any simulator (``simulators.get(name, **options)``).
         n: number of (theta, x) pairs.
-        out: the output file; written to ``<out>.partial`` and renamed when complete.
+        out: the output file; chunks are kept in the folder ``<out>.partial`` until the table is complete.
         seed: base seed; chunk ``i`` uses :func:`chunk_generator` ``(seed, i)``.
         chunk_size: rows simulated and written at a time (bounds memory); default the simulator's
             ``chunk_size`` attribute or 100 000.
-        resume: continue ``<out>.partial`` from its last complete chunk (settings must match).
+        resume: continue ``<out>.partial``: keep its intact chunks, simulate the rest (settings must match).
         overwrite: replace an existing ``out``.
         progress: show a progress bar with simulations per second.
         device: where to simulate.
@@ -97,54 +109,141 @@ def simulate_table(
         raise FileNotFoundError(f"output directory {out.parent} does not exist")
     part = partial_path(out)
     n_chunks = math.ceil(n / chunk_size)
-    if resume and part.exists():
-        try:
-            f = h5py.File(part, "a")
-        except OSError as e:
-            raise ValueError(
-                f"cannot resume {part}: it is unreadable ({e.__class__.__name__}; killed before its first chunk "
-                "was on disk?); delete it or rerun without --resume"
-            ) from e
-        for k, v in attrs.items():
-            found = _decode(f.attrs.get(k))
-            if found != v:
-                f.close()
-                raise ValueError(
-                    f"cannot resume {part}: its {k} is {found!r}, this run's is {v!r}; "
-                    "rerun with the original settings or without --resume"
-                )
+    d, obs = len(simulator.param_names), tuple(simulator.obs_shape)
+    if resume and (part.exists() or part.is_symlink()):
+        settings = _open_partial(part, attrs)
     else:
-        f = h5py.File(part, "w")
-        f.attrs.update(attrs)
-        f.attrs.update(_versions())
-        f.attrs["chunks_done"] = 0
-        f.attrs["complete"] = False
-        f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        rows = min(chunk_size, n, 4096)
-        d = len(simulator.param_names)
-        obs = tuple(simulator.obs_shape)
-        f.create_dataset("theta", (n, d), "f4", chunks=(rows, d), compression="gzip", shuffle=True)
-        f.create_dataset("x", (n, *obs), "f4", chunks=(rows, *obs), compression="gzip", shuffle=True)
-    try:
-        done = int(f.attrs["chunks_done"])
-        bar = tqdm(total=n, initial=min(done * chunk_size, n), disable=not progress, unit="sim", unit_scale=True)
-        for i in range(done, n_chunks):
-            lo, hi = i * chunk_size, min((i + 1) * chunk_size, n)
-            g = chunk_generator(seed, i, device)
-            theta = sample_prior(simulator.prior, (hi - lo,), generator=g).to(device)
-            x = simulator.simulate(theta, generator=g)
-            f["theta"][lo:hi] = theta.detach().cpu().numpy()
-            f["x"][lo:hi] = x.detach().cpu().numpy()
-            f.flush()
-            f.attrs["chunks_done"] = i + 1  # only after the rows are on disk: a crash redoes this chunk
-            f.flush()
-            bar.update(hi - lo)
-        bar.close()
-        f.attrs["complete"] = True
-    finally:
-        f.close()
-    os.replace(part, out)
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        settings = _new_partial(part, {**attrs, **_versions(), "created": created})
+    _remove_stale(part.glob(".chunk-*.tmp"), out.parent.glob(f".{glob.escape(out.name)}.*.partial"))
+    todo = [i for i in range(n_chunks) if not _chunk_intact(part, i, _rows(i, chunk_size, n), d, obs)]
+    bar = tqdm(total=n, disable=not progress, unit="sim", unit_scale=True)
+    bar.update(n - sum(_rows(i, chunk_size, n) for i in todo))
+    for i in todo:
+        g = chunk_generator(seed, i, device)
+        theta = sample_prior(simulator.prior, (_rows(i, chunk_size, n),), generator=g).to(device)
+        x = simulator.simulate(theta, generator=g)
+        _write_chunk(part, i, theta.detach().cpu().numpy(), x.detach().cpu().numpy())
+        bar.update(len(theta))
+    bar.close()
+    _assemble(part, out, settings, n_chunks, (n, d), (n, *obs), min(chunk_size, n, 4096))
     return out
+
+
+def _rows(i: int, chunk_size: int, n: int) -> int:
+    return min((i + 1) * chunk_size, n) - i * chunk_size
+
+
+def _chunk_file(part: Path, i: int) -> Path:
+    return part / f"chunk-{i:06d}.npz"
+
+
+def _new_partial(part: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """A fresh ``<out>.partial/`` folder with ``settings.json`` (an old one, or a link planted there, goes first)."""
+    if part.is_symlink() or part.is_file():
+        part.unlink()  # the link itself, never its target
+    elif part.is_dir():
+        shutil.rmtree(part)
+    part.mkdir()
+    _atomic_write(part, "settings.json", json.dumps(settings, sort_keys=True).encode())
+    return settings
+
+
+def _open_partial(part: Path, attrs: dict[str, Any]) -> dict[str, Any]:
+    """The settings of the unfinished table at ``part``, checked against this run's ``attrs``."""
+    if part.is_symlink():
+        raise ValueError(f"cannot resume {part}: it is a symbolic link, which zoo does not follow; remove it")
+    if part.is_file():
+        raise ValueError(
+            f"cannot resume {part}: it is a single-file partial table of an earlier zoo (not crash-safe); delete it "
+            "or rerun without --resume"
+        )
+    try:
+        settings = json.loads((part / "settings.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(
+            f"cannot resume {part}: its settings.json is unreadable ({e.__class__.__name__}); delete the folder or "
+            "rerun without --resume"
+        ) from e
+    for k, v in attrs.items():
+        if settings.get(k) != v:
+            raise ValueError(
+                f"cannot resume {part}: its {k} is {settings.get(k)!r}, this run's is {v!r}; "
+                "rerun with the original settings or without --resume"
+            )
+    return settings
+
+
+def _chunk_intact(part: Path, i: int, rows: int, d: int, obs: tuple[int, ...]) -> bool:
+    """Whether chunk ``i`` is on disk, readable, of the right shapes and dtype (else it is simulated again)."""
+    path = _chunk_file(part, i)
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            theta, x = z["theta"], z["x"]
+            return theta.shape == (rows, d) and x.shape == (rows, *obs) and theta.dtype == x.dtype == np.float32
+    except Exception:  # noqa: BLE001 - any unreadable chunk is recomputed
+        return False
+
+
+def _write_chunk(part: Path, i: int, theta: np.ndarray, x: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, theta=theta.astype(np.float32), x=x.astype(np.float32))
+    _atomic_write(part, _chunk_file(part, i).name, buf.getvalue(), prefix=".chunk-", suffix=".tmp")
+
+
+def _atomic_write(folder: Path, name: str, data: bytes, prefix: str = ".", suffix: str = ".tmp") -> None:
+    """``folder/name`` = ``data``, all or nothing: a ``mkstemp`` temporary, flushed to disk, renamed."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, folder / name)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _remove_stale(*globs: Any) -> None:
+    """Temporaries of a killed run (chunks cut off mid-write, a final file cut off mid-assembly)."""
+    for g in globs:
+        for p in g:
+            p.unlink(missing_ok=True)
+
+
+def _assemble(
+    part: Path, out: Path, settings: dict, n_chunks: int, theta_shape: tuple, x_shape: tuple, rows: int
+) -> None:
+    """Copy the chunks into the final HDF5 table (a temporary renamed onto ``out``), then remove ``part``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update(settings)
+            kw = {"compression": "gzip", "shuffle": True}
+            th = f.create_dataset("theta", theta_shape, "f4", chunks=(rows, theta_shape[1]), **kw)
+            xs = f.create_dataset("x", x_shape, "f4", chunks=(rows, *x_shape[1:]), **kw)
+            lo = 0
+            for i in range(n_chunks):
+                with np.load(_chunk_file(part, i), allow_pickle=False) as z:
+                    theta, x = z["theta"], z["x"]
+                th[lo : lo + len(theta)], xs[lo : lo + len(x)] = theta, x
+                lo += len(theta)
+            f.attrs["chunks_done"] = n_chunks
+            f.attrs["complete"] = True
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # what a plain open() would have made, not mkstemp's 0600
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    shutil.rmtree(part)
 
 
 def read_table(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
@@ -160,6 +259,10 @@ def read_table(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, dic
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"simulation table {path} does not exist")
+    if path.is_dir():
+        raise ValueError(
+            f"{path} is an incomplete table (a folder of finished chunks); finish it with zoo simulate --resume"
+        )
     try:
         with h5py.File(path, "r") as f:
             if "theta" not in f or "x" not in f:

@@ -100,9 +100,9 @@ def test_resume_continues_without_duplicates_or_gaps(tmp_path):
     out = tmp_path / "resumed.h5"
     with pytest.raises(KeyboardInterrupt):
         simulators.simulate_table(_Interrupting(2), 1050, out, seed=5, chunk_size=200, progress=False)
-    assert not out.exists() and simulators.table.partial_path(out).exists()
-    with h5py.File(simulators.table.partial_path(out), "r") as f:
-        assert f.attrs["chunks_done"] == 2
+    part = simulators.table.partial_path(out)
+    assert not out.exists() and part.is_dir()
+    assert sorted(p.name for p in part.iterdir()) == ["chunk-000000.npz", "chunk-000001.npz", "settings.json"]
     simulators.simulate_table(simulators.get("arm"), 1050, out, seed=5, chunk_size=200, resume=True, progress=False)
     t1, x1, _ = simulators.read_table(full)
     t2, x2, _ = simulators.read_table(out)
@@ -141,11 +141,54 @@ def test_incomplete_table_is_not_read(tmp_path):
         simulators.read_table(simulators.table.partial_path(out))
 
 
-def test_resume_of_an_unreadable_partial_is_a_one_line_error(tmp_path):
+def test_resume_of_an_unusable_partial_is_a_one_line_error(tmp_path):
     out = tmp_path / "r.h5"
-    simulators.table.partial_path(out).write_bytes(b"\x89HDF\r\n\x1a\n truncated")
-    with pytest.raises(ValueError, match="cannot resume .* unreadable"):
+    part = simulators.table.partial_path(out)
+    part.write_bytes(b"\x89HDF\r\n\x1a\n truncated")  # an earlier zoo's single-file partial table
+    with pytest.raises(ValueError, match="cannot resume .* earlier zoo"):
         simulators.simulate_table(simulators.get("arm"), 100, out, seed=1, chunk_size=50, resume=True)
+    part.unlink()
+    part.mkdir()
+    (part / "settings.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot resume .* settings.json is unreadable"):
+        simulators.simulate_table(simulators.get("arm"), 100, out, seed=1, chunk_size=50, resume=True)
+
+
+def test_resume_recomputes_damaged_chunks_and_removes_stale_temporaries(tmp_path):
+    arm = simulators.get("arm")
+    full = simulators.simulate_table(arm, 1000, tmp_path / "full.h5", seed=3, chunk_size=200, progress=False)
+    out = tmp_path / "t.h5"
+    with pytest.raises(KeyboardInterrupt):
+        simulators.simulate_table(_Interrupting(4), 1000, out, seed=3, chunk_size=200, progress=False)
+    part = simulators.table.partial_path(out)
+    chunk = sorted(part.glob("chunk-*.npz"))
+    chunk[1].write_bytes(chunk[1].read_bytes()[:300])  # cut off
+    np.savez(chunk[2], theta=np.zeros((5, 4), np.float32), x=np.zeros((5, 2), np.float32))  # wrong shape
+    (part / ".chunk-abc.tmp").write_bytes(b"half a chunk")  # killed mid-write
+    (tmp_path / ".t.h5.xyz.partial").write_bytes(b"half a table")  # killed mid-assembly
+    simulators.simulate_table(arm, 1000, out, seed=3, chunk_size=200, resume=True, progress=False)
+    (t1, x1, _), (t2, x2, _) = simulators.read_table(full), simulators.read_table(out)
+    assert torch.equal(t1, t2) and torch.equal(x1, x2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.h5", "t.h5"]  # nothing left behind
+
+
+def test_symlinks_at_the_partial_or_output_name_are_never_written_through(tmp_path):
+    arm = simulators.get("arm")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    out = tmp_path / "t.h5"
+    part = simulators.table.partial_path(out)
+    part.symlink_to(victim)
+    with pytest.raises(ValueError, match="symbolic link"):
+        simulators.simulate_table(arm, 300, out, seed=0, chunk_size=100, resume=True, progress=False)
+    simulators.simulate_table(arm, 300, out, seed=0, chunk_size=100, progress=False)  # the link goes, not its target
+    assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"] and not part.exists()
+    dangling = tmp_path / "u.h5"
+    dangling.symlink_to(tmp_path / "elsewhere.h5")  # a link to where a file would be created
+    simulators.simulate_table(arm, 300, dangling, seed=0, chunk_size=100, progress=False)
+    assert not (tmp_path / "elsewhere.h5").exists() and not dangling.is_symlink()
+    assert simulators.read_table(dangling)[0].shape == (300, 4)
 
 
 def test_a_diverging_training_run_is_one_line_exit_1(runner, tmp_path):

@@ -60,33 +60,16 @@ def prior_dir(tmp_path):
     return make
 
 
+def _ndtm(subject: str, prior: str) -> list[str]:
+    """A tiny NDTM run of a (trusted) TorchScript subject: 3 samples, 3 steps of 2 inner steps, 40 references."""
+    args = ["fiber", "--subject", subject, "--trust-code", "--prior", prior, "--input", "3", "-n", "3"]
+    return [*args, "--steps", "3", "--inner-steps", "2", "--gamma", "20", "--reference-size", "40"]
+
+
 def test_fiber_end_to_end_with_a_torchscript_subject(tmp_path, prior_dir):
     subject = _torchscript(tmp_path / "subject.pt")
     out = tmp_path / "out"
-    args = [
-        "fiber",
-        "--subject",
-        subject,
-        "--trust-code",
-        "--prior",
-        prior_dir(),
-        "--input",
-        "3",
-        "-n",
-        "3",
-        "--steps",
-        "3",
-        "--inner-steps",
-        "2",
-        "--gamma",
-        "20",
-        "--reference-size",
-        "40",
-        "--batch-size",
-        "2",
-        "--out",
-        str(out),
-    ]
+    args = [*_ndtm(subject, prior_dir()), "--batch-size", "2", "--out", str(out)]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     assert "nearest neighbour" in r.output and "fiber loss" in r.output
@@ -110,21 +93,7 @@ def test_fiber_refine_lowers_the_fiber_loss(tmp_path, prior_dir):
     # reference images. A 5-feature smooth subject is reachable in 16 latent dims: 100 Adam steps cut the mean
     # loss by far more than the asserted 2x (the PCA round trip itself may raise it first).
     subject = _torchscript(tmp_path / "subject.pt")
-    common = [
-        "fiber",
-        "--subject",
-        subject,
-        "--trust-code",
-        "--prior",
-        prior_dir(),
-        "--input",
-        "3",
-        "-n",
-        "3",
-        "--steps",
-        "3",
-    ]
-    common += ["--inner-steps", "2", "--gamma", "20", "--reference-size", "40", "--seed", "4"]
+    common = [*_ndtm(subject, prior_dir()), "--seed", "4"]
     plain = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "plain")])
     assert plain.exit_code == 0, plain.output
     refined = CliRunner().invoke(main, [*common, "--refine", "--refine-dim", "16", "--out", str(tmp_path / "ref")])

@@ -52,6 +52,24 @@ def follow_umask(path: str | os.PathLike, *, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~umask)
 
 
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` all or nothing: a ``mkstemp`` temporary beside it (no predictable name a planted
+    symbolic link could sit at), flushed to disk, given the umask's mode and renamed onto ``path`` (a link at ``path``
+    is replaced, never followed)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        follow_umask(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def is_zoo_dir(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a directory holding a ``zoo.json``."""
     return (Path(path) / "zoo.json").is_file()

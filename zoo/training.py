@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_bytes
 from tqdm.auto import tqdm
+
+from zoo.format import write_atomic
 
 LossFn = Callable[[Any, int], Mapping[str, torch.Tensor]]
 BatchFn = Callable[[int], Any]
@@ -259,7 +262,7 @@ def train(
                 best_state = _clone_state(model)
                 if ckpt is not None:
                     ckpt.mkdir(parents=True, exist_ok=True)
-                    save_file(best_state, str(ckpt / "best.safetensors"))
+                    write_atomic(ckpt / "best.safetensors", save_bytes(best_state))
             else:
                 bad_vals += 1
                 if config.patience and bad_vals >= config.patience:
@@ -298,17 +301,11 @@ def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def _save_checkpoint(ckpt: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int, history) -> None:
     """Write model weights (safetensors), optimizer state (tensors only) and progress, each atomically."""
     ckpt.mkdir(parents=True, exist_ok=True)
-    tmp = ckpt / "checkpoint.safetensors.partial"
-    save_file(_clone_state(model), str(tmp))
-    os.replace(tmp, ckpt / "checkpoint.safetensors")
+    write_atomic(ckpt / "checkpoint.safetensors", save_bytes(_clone_state(model)))
     opt_tensors, opt_meta = _flatten_optimizer(opt)
-    tmp = ckpt / "optimizer.safetensors.partial"
-    save_file(opt_tensors, str(tmp))
-    os.replace(tmp, ckpt / "optimizer.safetensors")
+    write_atomic(ckpt / "optimizer.safetensors", save_bytes(opt_tensors))
     meta = {"step": step, "history": history.to_json(), "optimizer": opt_meta}
-    tmp = ckpt / "checkpoint.json.partial"
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, ckpt / "checkpoint.json")
+    write_atomic(ckpt / "checkpoint.json", json.dumps(meta).encode())
 
 
 def _load_checkpoint(ckpt: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, TrainHistory]:

@@ -64,3 +64,26 @@ def test_a_gradient_norm_that_overflows_counts_as_nonfinite():
     history = train(model, loss_fn, lambda step: None, config=config, progress=False)
     assert history.skipped_steps == 2
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_checkpoints_never_write_through_planted_symlinks(tmp_path):
+    """Links planted at every name a checkpoint used to be written through (the old fixed temporaries) and at the
+    final names: the targets stay untouched, the checkpoint is written as plain files, and it resumes."""
+    ckpt, victim = tmp_path / "ckpt", tmp_path / "victim.txt"
+    ckpt.mkdir()
+    victim.write_text("mine")
+    names = ["checkpoint.safetensors", "optimizer.safetensors", "checkpoint.json", "best.safetensors"]
+    for name in names + [f"{n}.partial" for n in names]:
+        (ckpt / name).symlink_to(victim)
+    model, loss_fn = _regression(set())
+    config = TrainConfig(steps=20, lr=0.05, val_every=10, checkpoint_every=10)
+    val = lambda: float(loss_fn(None, -1)["loss"])  # noqa: E731
+    train(model, loss_fn, lambda step: None, config=config, val_loss=val, checkpoint_dir=ckpt, progress=False)
+    assert victim.read_text() == "mine"
+    assert all((ckpt / n).is_file() and not (ckpt / n).is_symlink() for n in names)
+    assert not [p for p in ckpt.iterdir() if p.name.startswith(".")]  # no temporaries left
+    resumed = TrainConfig(steps=30, lr=0.05, val_every=10, checkpoint_every=10, resume=True)
+    steps_run = []
+    counted = lambda batch, step: steps_run.append(step) or loss_fn(batch, step)  # noqa: E731
+    train(model, counted, lambda step: None, config=resumed, val_loss=val, checkpoint_dir=ckpt, progress=False)
+    assert steps_run == list(range(20, 30))  # went on from the checkpoint at step 20

@@ -22,7 +22,7 @@ from torch import nn
 
 from simulators import Registry
 from zoo.architectures import COLOR_MNIST_UNET, build
-from zoo.format import write_zoo_dir
+from zoo.format import write_atomic, write_zoo_dir
 from zoo.recipes.data import HELD_OUT, colored_digits, data_source, split_digits
 from zoo.recipes.trainers import TRAINERS
 from zoo.training import TrainConfig
@@ -256,9 +256,7 @@ def _record_run(ckpt: Path, run: dict[str, Any], *, resume: bool) -> list[dict[s
     runs = json.loads(path.read_text()) if resume and path.is_file() else []
     runs.append(run)
     ckpt.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.partial")
-    tmp.write_text(json.dumps(runs, indent=1))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(runs, indent=1).encode())
     return runs
 
 

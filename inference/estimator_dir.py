@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 import zoo
 from inference.options import options_dict
 from simulators import Simulator, specs
-from zoo.format import follow_umask
+from zoo.format import follow_umask, replace_dir
 
 FORMAT = "zoo.estimator"
 FORMAT_VERSION = 1
@@ -106,14 +106,7 @@ def save_estimator(
         if tensors:
             save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp / WEIGHTS_FILE))
         follow_umask(tmp, directory=True)
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        replace_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -52,6 +52,26 @@ def follow_umask(path: str | os.PathLike, *, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~umask)
 
 
+def replace_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Move the finished folder ``tmp`` onto ``target``. A symbolic link or file at ``target`` is removed (the link
+    itself: never followed out of the output folder); an existing folder is renamed aside (to a ``mkdtemp`` name),
+    replaced and then deleted, or put back if the replacement fails."""
+    tmp, target = Path(tmp), Path(target)
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    if not target.is_dir():
+        os.replace(tmp, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.replace(target, old)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` all or nothing: a ``mkstemp`` temporary beside it (no predictable name a planted
     symbolic link could sit at), flushed to disk, given the umask's mode and renamed onto ``path`` (a link at ``path``
@@ -104,9 +124,7 @@ def write_zoo_dir(
         save_model(module, str(tmp / "model.safetensors"))
         (tmp / "zoo.json").write_text(json.dumps(meta, indent=2) + "\n")
         follow_umask(tmp, directory=True)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        replace_dir(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -147,4 +147,7 @@ def read_header(directory: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
             tensors = load_file(str(weights))
         except Exception as e:  # safetensors raises its own error types for truncated / foreign files
             raise ValueError(f"{weights} could not be read ({type(e).__name__}); the file is corrupt") from e
+    bad = next((k for k, v in tensors.items() if v.is_floating_point() and bool(v.isnan().any())), None)
+    if bad is not None:
+        raise ValueError(f"{weights} holds NaN in {bad!r}: the estimator is broken (a diverged training?); retrain it")
     return header, tensors

@@ -55,3 +55,23 @@ def test_v1_simulation_table_reads():
     assert theta.shape == (64, 4) and x.shape == (64, 2) and attrs["complete"] and attrs["seed"] == 3
     again = simulators.get("arm").simulate(theta.double()).float()
     torch.testing.assert_close(again, x, atol=1e-5, rtol=1e-5)  # the rows are the simulator's
+
+
+def test_weights_holding_nan_are_refused(tmp_path):
+    """A broken file is an error when it is loaded, not NaN draws or a silently wrong model later."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    for src, name, load in [
+        ("estimator-cinn", "weights.safetensors", inference.load),
+        ("model-flow", "model.safetensors", lambda p: zoo.load(p, role="prior")),
+    ]:
+        path = tmp_path / src
+        shutil.copytree(V1 / src, path)
+        tensors = load_file(str(path / name))
+        key = sorted(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 1)[0]
+        tensors[key][0] = float("nan")
+        save_file(tensors, str(path / name))
+        with pytest.raises(ValueError, match="NaN in"):
+            load(path)

@@ -172,4 +172,7 @@ def read_zoo_dir(path: str | os.PathLike, *, device: str | torch.device = "cpu")
             f"weights in {str(path)!r} do not match architecture {meta['architecture']!r}: "
             f"missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}"
         )
+    bad = next((k for k, v in module.state_dict().items() if v.is_floating_point() and bool(v.isnan().any())), None)
+    if bad is not None:
+        raise ValueError(f"weights in {str(path)!r} hold NaN in {bad!r}: the model is broken; retrain it")
     return module.to(device).eval(), meta

@@ -8,6 +8,7 @@ import click
 
 import simulators
 from zoo_cli.options import parse_options, threads_option
+from zoo_cli.scale import cluster_options, dask_client
 
 
 @click.command()
@@ -28,11 +29,14 @@ from zoo_cli.options import parse_options, threads_option
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device to simulate on.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@cluster_options
 @threads_option
-def simulate(name, n, seed, out, sim_opts, opts, chunk_size, resume, overwrite, device, quiet) -> None:
+def simulate(name, n, seed, out, sim_opts, opts, chunk_size, resume, overwrite, device, quiet, workers, scheduler):
     """Simulate N (theta, x) pairs from the prior into an HDF5 table.
 
     Example: zoo simulate --simulator arm -n 100000 --seed 0 --out arm.h5 --sim-option noise_std=0.01
+
+    With --workers N (or --scheduler ADDRESS) the chunks are simulated on a Dask cluster; the table is the same.
     """
     if opts:  # --option means a method's option in every command; zoo simulate has no method
         raise click.UsageError(
@@ -40,17 +44,19 @@ def simulate(name, n, seed, out, sim_opts, opts, chunk_size, resume, overwrite, 
         )
     sim = simulators.get(name, **parse_options(sim_opts))
     finished = resume and not overwrite and Path(out).exists()
-    path = simulators.simulate_table(
-        sim,
-        n,
-        out,
-        seed=seed,
-        chunk_size=chunk_size,
-        resume=resume,
-        overwrite=overwrite,
-        progress=not quiet,
-        device=device,
-    )
+    with dask_client(workers, scheduler) as client:
+        path = simulators.simulate_table(
+            sim,
+            n,
+            out,
+            seed=seed,
+            chunk_size=chunk_size,
+            resume=resume,
+            overwrite=overwrite,
+            progress=not quiet,
+            device=device,
+            client=client,
+        )
     if finished:
         click.echo(f"{path} is already complete ({n} simulations of {name} with these settings); nothing to resume")
         return

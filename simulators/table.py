@@ -41,7 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 from simulators.protocol import Simulator
-from simulators.sampling import chunk_generator, sample_prior
+from simulators.scale import map_chunks, simulate_chunk
 
 DEFAULT_CHUNK = 100_000
 
@@ -63,6 +63,7 @@ def simulate_table(
     overwrite: bool = False,
     progress: bool = True,
     device: str | torch.device = "cpu",
+    client: Any = None,
 ) -> Path:
     """Simulate ``n`` prior draws and their observations into an HDF5 table at ``out``.
 
@@ -77,6 +78,8 @@ def simulate_table(
         overwrite: replace an existing ``out``.
         progress: show a progress bar with simulations per second.
         device: where to simulate.
+        client: a ``distributed.Client``: the chunks are simulated on its workers (:mod:`simulators.scale`); the
+            table is bitwise the same as without one.
 
     Returns:
         the path of the finished table.
@@ -119,11 +122,13 @@ def simulate_table(
     todo = [i for i in range(n_chunks) if not _chunk_intact(part, i, _rows(i, chunk_size, n), d, obs)]
     bar = tqdm(total=n, disable=not progress, unit="sim", unit_scale=True)
     bar.update(n - sum(_rows(i, chunk_size, n) for i in todo))
-    for i in todo:
-        g = chunk_generator(seed, i, device)
-        theta = sample_prior(simulator.prior, (_rows(i, chunk_size, n),), generator=g).to(device)
-        x = simulator.simulate(theta, generator=g)
-        _write_chunk(part, i, theta.detach().cpu().numpy(), x.detach().cpu().numpy())
+    chunks = [(i, _rows(i, chunk_size, n)) for i in todo]
+    if client is None:
+        results = (simulate_chunk(simulator, seed, i, rows, device) for i, rows in chunks)
+    else:
+        results = map_chunks(client, simulator, seed, chunks, device)
+    for i, theta, x in results:
+        _write_chunk(part, i, theta, x)
         bar.update(len(theta))
     bar.close()
     _assemble(part, out, settings, n_chunks, (n, d), (n, *obs), min(chunk_size, n, 4096))

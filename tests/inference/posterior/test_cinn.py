@@ -384,3 +384,20 @@ def test_tissue_sets_train_a_deepset_cinn():
     for k in (1, 4):
         x = sim.simulate(theta, n_obs=k, generator=torch.Generator().manual_seed(2))
         assert est.posterior(x).sample(3).shape == (3, 2, 13)
+
+
+def test_default_width_scales_with_the_budget():
+    from inference.posterior.cinn.method import SMALL_BUDGET, with_budget_defaults
+
+    opts = inference.make_options("cinn", {})
+    assert opts.hidden is None
+    assert with_budget_defaults(opts, 10_000).hidden == 48 and with_budget_defaults(opts, SMALL_BUDGET).hidden == 32
+    assert with_budget_defaults(opts, None).hidden == 32  # online: simulations without end
+    online = inference.make_options("cinn", {"online": True})
+    assert with_budget_defaults(online, 10_000).hidden == 32
+    assert with_budget_defaults(inference.make_options("cinn", {"hidden": 16}), 10_000).hidden == 16
+    est = inference.fit(
+        simulators.get("arm"), method="cinn", budget=2000, options={"blocks": 2, "steps": 5, "restarts": 1},
+        progress=False,
+    )  # fmt: skip
+    assert est.options.hidden == 48 and est.model.architecture["flow"]["hidden"] == 48

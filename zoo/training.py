@@ -11,6 +11,7 @@ its estimators with the same code, without ``zoo`` importing ``inference``.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -21,11 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as save_bytes
 from tqdm.auto import tqdm
 
 from zoo.format import write_atomic
+
+CHECKPOINT = "checkpoint.safetensors"
 
 LossFn = Callable[[Any, int], Mapping[str, torch.Tensor]]
 BatchFn = Callable[[int], Any]
@@ -165,6 +169,7 @@ def train(
     desc: str = "training",
     log_every: int = 50,
     params: list[torch.nn.Parameter] | None = None,
+    rng: torch.Generator | None = None,
 ) -> TrainHistory:
     """Train ``model`` by minimizing ``loss_fn(batches(step), step)["loss"]``.
 
@@ -174,11 +179,14 @@ def train(
         batches: maps a step index to a batch (fresh simulations, or a slice of a fixed table).
         config: optimizer, schedule, clipping, validation and checkpoint settings.
         val_loss: called without arguments under ``torch.no_grad()``; returns the validation loss.
-        checkpoint_dir: where checkpoints go (``checkpoint.safetensors`` + ``checkpoint.json``); default
+        checkpoint_dir: where checkpoints go (one ``checkpoint.safetensors``: weights, best weights, optimizer state,
+            progress and the batch generator's state, replaced atomically); default
             ``config.checkpoint_dir``.
         resume: continue from the checkpoint in ``checkpoint_dir`` if there is one; default ``config.resume``.
         progress: show a tqdm bar with the loss terms.
         params: parameters to optimize (default: all of ``model``'s).
+        rng: the generator ``batches`` draws from: its state is checkpointed and restored on resume, so that a
+            resumed run sees the same batches, and ends with the same weights, as an uninterrupted one.
 
     Returns:
         The run's :class:`TrainHistory`. On return the model holds the best validation weights (or the last
@@ -195,12 +203,9 @@ def train(
     checkpoint_dir = config.checkpoint_dir if checkpoint_dir is None else checkpoint_dir
     resume = config.resume if resume is None else resume
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if resume and ckpt is not None and (ckpt / "checkpoint.json").exists():
-        start, history = _load_checkpoint(ckpt, model, opt)
-
     best_state: dict[str, torch.Tensor] | None = None
-    if history.best_step >= 0 and ckpt is not None and (ckpt / "best.safetensors").exists():
-        best_state = load_file(str(ckpt / "best.safetensors"))
+    if resume and ckpt is not None and (ckpt / CHECKPOINT).exists():
+        start, history, best_state = _load_checkpoint(ckpt, model, opt, rng)
     last_good = _clone_state(model)
     bad_vals = 0
     bad_steps = 0
@@ -235,7 +240,7 @@ def train(
                 model.load_state_dict(last_good)
                 where = ""
                 if ckpt is not None:
-                    _save_checkpoint(ckpt, model, opt, step, history)
+                    _save_checkpoint(ckpt, model, opt, step, history, rng, best_state)
                     where = f"; last good weights saved in {ckpt}"
                 what = f"loss became {loss.item()}" if not torch.isfinite(loss) else "gradient became non-finite"
                 streak = f" ({bad_steps} steps in a row)" if bad_steps > 1 else ""
@@ -260,25 +265,24 @@ def train(
             if v < history.best_val:
                 history.best_val, history.best_step, bad_vals = v, step + 1, 0
                 best_state = _clone_state(model)
-                if ckpt is not None:
-                    ckpt.mkdir(parents=True, exist_ok=True)
-                    write_atomic(ckpt / "best.safetensors", save_bytes(best_state))
             else:
                 bad_vals += 1
                 if config.patience and bad_vals >= config.patience:
                     history.stopped_early = True
                     if ckpt is not None:
-                        _save_checkpoint(ckpt, model, opt, step + 1, history)
+                        _save_checkpoint(ckpt, model, opt, step + 1, history, rng, best_state)
                     break
         if ckpt is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
-            _save_checkpoint(ckpt, model, opt, step + 1, history)
+            _save_checkpoint(ckpt, model, opt, step + 1, history, rng, best_state)
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     history.seconds += time.perf_counter() - t0
     if ckpt is not None:
-        _save_checkpoint(ckpt, model, opt, config.steps if not history.stopped_early else step + 1, history)
+        _save_checkpoint(
+            ckpt, model, opt, config.steps if not history.stopped_early else step + 1, history, rng, best_state
+        )
     return history
 
 
@@ -298,22 +302,46 @@ def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
 
 
-def _save_checkpoint(ckpt: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int, history) -> None:
-    """Write model weights (safetensors), optimizer state (tensors only) and progress, each atomically."""
-    ckpt.mkdir(parents=True, exist_ok=True)
-    write_atomic(ckpt / "checkpoint.safetensors", save_bytes(_clone_state(model)))
+def _save_checkpoint(
+    ckpt: Path,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    step: int,
+    history: TrainHistory,
+    rng: torch.Generator | None,
+    best_state: dict[str, torch.Tensor] | None,
+) -> None:
+    """One file, replaced atomically, so that a kill at any moment leaves the previous checkpoint or this one, never a
+    mix: weights (``model.*``), best validation weights (``best.*``), optimizer tensors (``opt.*``), and as metadata
+    the step, history, optimizer scalars and the batch generator's state."""
+    tensors = {f"model.{k}": v for k, v in _clone_state(model).items()}
     opt_tensors, opt_meta = _flatten_optimizer(opt)
-    write_atomic(ckpt / "optimizer.safetensors", save_bytes(opt_tensors))
+    tensors.update({f"opt.{k}": v for k, v in opt_tensors.items()})
+    tensors.update({f"best.{k}": v.contiguous() for k, v in (best_state or {}).items()})
     meta = {"step": step, "history": history.to_json(), "optimizer": opt_meta}
-    write_atomic(ckpt / "checkpoint.json", json.dumps(meta).encode())
+    if rng is not None:
+        meta["rng_state"] = base64.b64encode(rng.get_state().numpy().tobytes()).decode()
+    ckpt.mkdir(parents=True, exist_ok=True)
+    write_atomic(ckpt / CHECKPOINT, save_bytes(tensors, metadata={"zoo_checkpoint": json.dumps(meta)}))
 
 
-def _load_checkpoint(ckpt: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, TrainHistory]:
-    meta = json.loads((ckpt / "checkpoint.json").read_text())
-    model.load_state_dict(load_file(str(ckpt / "checkpoint.safetensors")))
-    _restore_optimizer(opt, load_file(str(ckpt / "optimizer.safetensors")), meta["optimizer"])
-    h = meta["history"]
-    return int(meta["step"]), TrainHistory(**h)
+def read_checkpoint_meta(ckpt: str | os.PathLike) -> dict[str, Any]:
+    """The progress record of the checkpoint in folder ``ckpt`` (``step``, ``history``, ...)."""
+    with safe_open(str(Path(ckpt) / CHECKPOINT), "pt") as f:
+        return json.loads(f.metadata()["zoo_checkpoint"])
+
+
+def _load_checkpoint(
+    ckpt: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, rng: torch.Generator | None
+) -> tuple[int, TrainHistory, dict[str, torch.Tensor] | None]:
+    meta = read_checkpoint_meta(ckpt)
+    tensors = load_file(str(ckpt / CHECKPOINT))
+    part = lambda prefix: {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
+    model.load_state_dict(part("model."))
+    _restore_optimizer(opt, part("opt."), meta["optimizer"])
+    if rng is not None and "rng_state" in meta:
+        rng.set_state(torch.frombuffer(bytearray(base64.b64decode(meta["rng_state"])), dtype=torch.uint8))
+    return int(meta["step"]), TrainHistory(**meta["history"]), part("best.") or None
 
 
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

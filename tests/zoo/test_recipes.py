@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo.recipes import RECIPES, get_recipe, split_digits, train_recipe
+from zoo.training import read_checkpoint_meta
 
 
 @pytest.mark.parametrize("name", list(RECIPES))
@@ -66,7 +67,7 @@ def test_a_continued_run_records_every_invocation(tmp_path):
     t = json.loads((out / "zoo.json").read_text())["training"]
     assert t["command"] == "first && second"
     assert [r["steps"] for r in t["runs"]] == [2, 4]
-    assert json.loads((ckpt / "checkpoint.json").read_text())["step"] == 4
+    assert read_checkpoint_meta(ckpt)["step"] == 4
 
 
 @pytest.mark.parametrize("name", list(RECIPES))

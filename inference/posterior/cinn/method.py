@@ -240,6 +240,7 @@ def fit_cinn(
             val_loss=val_loss,
             checkpoint_dir=_checkpoints(tc, r),
             progress=progress,
+            rng=gen,
             desc="cinn" if tc.restarts == 1 else f"cinn {r + 1}/{tc.restarts}",
         )
         if tc.restarts > 1:

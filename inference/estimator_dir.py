@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from safetensors.torch import load_file, save_file
 import zoo
 from inference.options import options_dict
 from simulators import Simulator, specs
-from zoo.format import follow_umask, replace_dir
+from zoo.format import follow_umask, replace_dir, temporary
 
 FORMAT = "zoo.estimator"
 FORMAT_VERSION = 1
@@ -100,7 +99,7 @@ def save_estimator(
         "torch_version": str(torch.__version__),
     }
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    tmp = temporary(target, directory=True)[1]
     try:
         (tmp / CONFIG_FILE).write_text(json.dumps(header, indent=2, sort_keys=True))
         if tensors:

@@ -3,6 +3,8 @@ folders, result files, figures. (Tables: tests/cli/test_simulate.py; checkpoints
 
 from __future__ import annotations
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -57,3 +59,31 @@ def test_result_files_and_figures_replace_a_link(tmp_path):
     save_figures({"corner": fig}, out)
     assert _untouched(victim)
     assert not (out / "posterior.nc").is_symlink() and not (out / "corner.png").is_symlink()
+
+
+def test_temporaries_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    from zoo.format import temporary
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        target = tmp_path / "posterior.nc"
+        dead_file = tmp_path / f".posterior.nc.{int(done.stdout)}.abc.partial"
+        dead_dir = tmp_path / f".posterior.nc.{int(done.stdout)}.def.partial"
+        live_file = tmp_path / f".posterior.nc.{live.pid}.ghi.partial"
+        other = tmp_path / f".other.nc.{int(done.stdout)}.jkl.partial"
+        dead_file.write_text("x")
+        dead_dir.mkdir()
+        live_file.write_text("x")
+        other.write_text("x")
+        fd, fresh = temporary(target)
+        os.close(fd)
+        assert not dead_file.exists() and not dead_dir.exists()  # a killed run's leftovers
+        assert live_file.exists() and other.exists()  # a running writer's, and another target's
+        assert fresh.name.startswith(f".posterior.nc.{os.getpid()}.") and fresh.name.endswith(".partial")
+    finally:
+        live.kill()
+        live.wait()

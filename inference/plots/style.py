@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
-from zoo.format import follow_umask
+from zoo.format import follow_umask, temporary
 
 POSTERIOR_COLOR = "tab:blue"
 PRIOR_COLOR = "0.6"
@@ -27,7 +26,7 @@ def save_figures(figs: dict[str, Figure], directory: Any, *, fmt: str = "png", d
     paths = []
     for name, fig in figs.items():
         path = d / f"{name}.{fmt}"
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".partial.{fmt}", dir=d)
+        fd, tmp = temporary(path, suffix=f".partial.{fmt}")
         try:
             with os.fdopen(fd, "wb") as f:
                 fig.savefig(f, dpi=dpi, format=fmt)

@@ -10,14 +10,13 @@ xarray. Files are written to a ``mkstemp`` name in the target folder and renamed
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from zoo.format import follow_umask
+from zoo.format import follow_umask, temporary
 
 ENGINE = "h5netcdf"
 FORMAT_VERSION = 1
@@ -78,7 +77,7 @@ def _atomic(path: str | os.PathLike, write_to: Any, *, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    fd, tmp = temporary(path)
     os.close(fd)
     try:
         write_to(tmp)

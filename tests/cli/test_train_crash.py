@@ -44,6 +44,8 @@ def _killed_then_resumed(tmp_path: Path, reference, rng: random.Random) -> None:
     resumed = load_file(str(out / "weights.safetensors"))
     assert resumed.keys() == reference.keys()
     assert all((resumed[k] == reference[k]).all() for k in reference)  # bitwise
+    leftovers = [p.name for d in (tmp_path, ckpt) for p in d.iterdir() if p.name.startswith(".")]
+    assert not leftovers  # temporaries of the killed run are gone
 
 
 def test_sigkill_then_resume_trains_to_the_same_weights(tmp_path, reference):

@@ -74,6 +74,12 @@ def read_image(spec: str) -> torch.Tensor | int:
     required=True,
     help="Subject: built-in name, zoo / diffusers directory, or TorchScript / torch.export file (--trust-code).",
 )
+@click.option(
+    "--weights",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Weights (.safetensors) of a --subject given as package.module:factory (with --trust-code).",
+)
 @click.option("--layer", default=None, help="Use this layer's activation as the features h.")
 @click.option("--output", "output", default=None, help="Subject output: output, probs, log_probs.")
 @click.option("--prior", "prior_name", default=None, help="Diffusion / flow-matching prior (ndtm): name or directory.")
@@ -135,7 +141,7 @@ def fiber(**o: Any) -> None:
         seed=o["seed"],
         batch_size=o["batch_size"],
         device=o["device"],
-        subject_options={"output": o["output"], "layer": o["layer"]},
+        subject_options={"output": o["output"], "layer": o["layer"], "weights": o["weights"]},
         trust_code=o["trust_code"],
         source=None if o["input_spec"].lstrip("-").isdigit() else o["input_spec"],
         progress=True,

@@ -113,7 +113,8 @@ def sample_fibers(
         seed: the seed, recorded in the result and used for the augmentation baseline (``seed + 2``).
         batch_size: samples processed together by the method.
         device: where subject, prior and samples live.
-        subject_options: ``output`` / ``layer`` of a subject given by name.
+        subject_options: ``output`` / ``layer`` (and ``weights`` of a ``package.module:factory``) of a subject given by
+            name.
         trust_code: let :func:`zoo.load` run the code a subject or prior given by name carries (TorchScript,
             ``torch.export``, ``package.module:factory``).
         source: how the targets were given (recorded; default: the reference index, or ``"tensor"``).
@@ -130,7 +131,7 @@ def sample_fibers(
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"-n must be >= 1, got {n!r}")
     subject_name = subject if isinstance(subject, str) else type(subject).__name__
-    so = dict(subject_options or {})
+    so = {k: v for k, v in (subject_options or {}).items() if v is not None or k != "weights"}
     if isinstance(subject, str):
         subject = zoo.load(subject, role="subject", device=device, trust_code=trust_code, **so)
     if spec.needs_prior and prior is None:

@@ -178,3 +178,21 @@ def test_fiber_conditional_method_trains_and_samples(tmp_path):
         main, ["fiber", "--subject", subject, "--trust-code", "--input", "2", "--out", str(tmp_path / "x")]
     )
     assert missing.exit_code == 2 and "--prior" in missing.output
+
+
+def test_fiber_of_a_factory_subject_with_safetensors_weights(tmp_path, prior_dir):
+    from safetensors.torch import save_file
+
+    from zoo.architectures import DigitsCNN
+
+    weights = tmp_path / "w.safetensors"
+    save_file(DigitsCNN().state_dict(), str(weights))
+    spec = "zoo.architectures:DigitsCNN"
+    r = CliRunner().invoke(main, [*_ndtm(spec, prior_dir()), "--weights", str(weights), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert read_fibers(tmp_path / "o" / "fibers.nc").samples.shape == (1, 3, 1, 3, 16, 16)
+    # importing the factory's module needs consent; --weights belongs to factories only
+    _fails(["--subject", spec, "--weights", str(weights), "--prior", prior_dir(), "--input", "0"], tmp_path,
+           "without trust_code")  # fmt: skip
+    _fails(["--subject", "color-mnist-ae", "--weights", str(weights), "--prior", prior_dir(), "--input", "0"],
+           tmp_path, "only used with")  # fmt: skip

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 import zoo
 from inference.options import options_dict
 from simulators import Simulator, specs
-from zoo.format import follow_umask, replace_dir, temporary
+from simulators.writes import follow_umask, replace_dir, temporary_dir
 
 FORMAT = "zoo.estimator"
 FORMAT_VERSION = 1
@@ -99,7 +99,7 @@ def save_estimator(
         "torch_version": str(torch.__version__),
     }
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary(target, directory=True)[1]
+    tmp = temporary_dir(target)
     try:
         (tmp / CONFIG_FILE).write_text(json.dumps(header, indent=2, sort_keys=True))
         if tensors:

@@ -56,17 +56,17 @@ def map_chunks(
     todo = iter(chunks)
     running = as_completed()
 
-    def submit() -> None:
-        for i, rows in todo:
-            running.add(client.submit(_on_worker, remote, seed, i, rows, str(device), pure=False))
-            return
+    def submit_next() -> None:
+        chunk = next(todo, None)
+        if chunk is not None:
+            running.add(client.submit(_on_worker, remote, seed, *chunk, str(device), pure=False))
 
     for _ in range(limit):
-        submit()
-    for future in running:
+        submit_next()
+    for future in running:  # as_completed also yields the futures added while iterating
         result = future.result()
         future.release()
-        submit()
+        submit_next()
         yield result
 
 

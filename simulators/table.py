@@ -12,24 +12,22 @@ Chunk ``i`` is simulated with its own generator seeded from ``(seed, i)``, so a 
 ``(simulator, options, seed, n, chunk_size)``.
 
 Crash consistency. Until it is complete a table is a folder ``<out>.partial/``: ``settings.json`` and one file per
-finished chunk (``chunk-000012.npz``), each written to a ``mkstemp`` temporary in that folder, flushed to disk and
-renamed, so a chunk file exists only once all its rows are on disk and no later write touches it. ``resume`` keeps
-the chunks it can read back with the right shapes and recomputes the rest (a chunk killed mid-write left only a
-temporary, which is removed). The finished HDF5 file is assembled in a ``mkstemp`` temporary beside ``out`` and
-renamed onto it; then the folder goes. (Writing the chunks into one HDF5 file, as before, was not: a kill during a
+finished chunk (``chunk-000012.npz``), each written all or nothing (:func:`simulators.writes.write_atomic`), so a
+chunk file exists only once all its rows are on disk and no later write touches it. ``resume`` keeps the chunks it
+can read back with the right shapes and recomputes the rest (a chunk killed mid-write left only a temporary, removed
+when that chunk is written again). The finished HDF5 file is assembled in a temporary beside ``out`` and renamed
+onto it; then the folder goes. (Writing the chunks into one HDF5 file, as before, was not: a kill during a
 write could damage rows of a chunk already counted as done.) No name zoo writes through is predictable: a symbolic
 link planted at ``<out>.partial`` is refused on resume and replaced (never followed) otherwise.
 """
 
 from __future__ import annotations
 
-import glob
 import io
 import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -42,6 +40,7 @@ from tqdm.auto import tqdm
 
 from simulators.protocol import Simulator
 from simulators.scale import map_chunks, simulate_chunk
+from simulators.writes import follow_umask, temporary, write_atomic
 
 DEFAULT_CHUNK = 100_000
 
@@ -118,7 +117,6 @@ def simulate_table(
     else:
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         settings = _new_partial(part, {**attrs, **_versions(), "created": created})
-    _remove_stale(part.glob(".chunk-*.tmp"), out.parent.glob(f".{glob.escape(out.name)}.*.partial"))
     todo = [i for i in range(n_chunks) if not _chunk_intact(part, i, _rows(i, chunk_size, n), d, obs)]
     bar = tqdm(total=n, disable=not progress, unit="sim", unit_scale=True)
     bar.update(n - sum(_rows(i, chunk_size, n) for i in todo))
@@ -150,7 +148,7 @@ def _new_partial(part: Path, settings: dict[str, Any]) -> dict[str, Any]:
     elif part.is_dir():
         shutil.rmtree(part)
     part.mkdir()
-    _atomic_write(part, "settings.json", json.dumps(settings, sort_keys=True).encode())
+    write_atomic(part / "settings.json", json.dumps(settings, sort_keys=True).encode())
     return settings
 
 
@@ -195,35 +193,14 @@ def _chunk_intact(part: Path, i: int, rows: int, d: int, obs: tuple[int, ...]) -
 def _write_chunk(part: Path, i: int, theta: np.ndarray, x: np.ndarray) -> None:
     buf = io.BytesIO()
     np.savez(buf, theta=theta.astype(np.float32), x=x.astype(np.float32))
-    _atomic_write(part, _chunk_file(part, i).name, buf.getvalue(), prefix=".chunk-", suffix=".tmp")
-
-
-def _atomic_write(folder: Path, name: str, data: bytes, prefix: str = ".", suffix: str = ".tmp") -> None:
-    """``folder/name`` = ``data``, all or nothing: a ``mkstemp`` temporary, flushed to disk, renamed."""
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, folder / name)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _remove_stale(*globs: Any) -> None:
-    """Temporaries of a killed run (chunks cut off mid-write, a final file cut off mid-assembly)."""
-    for g in globs:
-        for p in g:
-            p.unlink(missing_ok=True)
+    write_atomic(_chunk_file(part, i), buf.getvalue())
 
 
 def _assemble(
     part: Path, out: Path, settings: dict, n_chunks: int, theta_shape: tuple, x_shape: tuple, rows: int
 ) -> None:
     """Copy the chunks into the final HDF5 table (a temporary renamed onto ``out``), then remove ``part``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+    fd, tmp = temporary(out)
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
@@ -241,12 +218,10 @@ def _assemble(
             f.attrs["complete"] = True
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # what a plain open() would have made, not mkstemp's 0600
+        follow_umask(tmp)
         os.replace(tmp, out)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     shutil.rmtree(part)
 

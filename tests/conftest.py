@@ -1,9 +1,34 @@
 """Shared test settings: deterministic, single-threaded torch so the suite is fast and reproducible on 2 cores."""
 
+import signal
+import subprocess
+import time
+
 import pytest
 import torch
 
 torch.set_num_threads(1)
+
+
+def _sigkill_when(cmd: list[str], ready, delay: float, timeout: float = 120.0, **popen) -> bool:
+    """Start ``cmd``, wait until ``ready()`` holds (polling every 0.5 ms), ``delay`` seconds more, then SIGKILL it.
+    False if it had finished by then (nothing killed)."""
+    p = subprocess.Popen(cmd, **popen)
+    t0 = time.monotonic()
+    while p.poll() is None and not ready() and time.monotonic() - t0 < timeout:
+        time.sleep(0.0005)
+    time.sleep(delay)
+    if p.poll() is not None:
+        return False
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    return True
+
+
+@pytest.fixture
+def sigkill_when():
+    """The crash tests' killer: ``sigkill_when(cmd, ready, delay) -> killed``."""
+    return _sigkill_when
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ def test_temporaries_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
     import subprocess
     import sys
 
-    from zoo.format import temporary
+    from simulators.writes import temporary
 
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])

@@ -12,18 +12,17 @@ Directories are written to a temporary sibling and renamed, so a reader never se
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_model, save_model
 
+from simulators.writes import follow_umask, replace_dir, temporary_dir
 from zoo.architectures import build
 
 FORMAT = "zoo"
@@ -43,81 +42,6 @@ def jsonable(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
-
-
-def follow_umask(path: str | os.PathLike, *, directory: bool = False) -> None:
-    """Give a file made by ``mkstemp`` (mode 0600) or a folder made by ``mkdtemp`` (0700) the mode a plain ``open`` /
-    ``mkdir`` would have under the user's umask (0666 / 0777 minus it), so that shared folders can read results."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
-
-
-def temporary(target: str | os.PathLike, *, directory: bool = False, suffix: str = ".partial") -> tuple[int, Path]:
-    """A fresh temporary beside ``target``: ``(fd, path)`` of a ``mkstemp`` file, or ``(-1, path)`` of a ``mkdtemp``
-    folder, named ``.<target name>.<pid>.<random><suffix>`` (unpredictable, created exclusively). Temporaries of the
-    same target left by processes that no longer run (a killed run) are removed first; a live process's are kept."""
-    target = Path(target)
-    for p in target.parent.glob(f".{glob.escape(target.name)}.*{glob.escape(suffix)}"):
-        pid = p.name[len(target.name) + 2 :].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-    prefix = f".{target.name}.{os.getpid()}."
-    if directory:
-        return -1, Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=target.parent))
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
-    return fd, Path(tmp)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def replace_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
-    """Move the finished folder ``tmp`` onto ``target``. A symbolic link or file at ``target`` is removed (the link
-    itself: never followed out of the output folder); an existing folder is renamed aside (to a ``mkdtemp`` name),
-    replaced and then deleted, or put back if the replacement fails."""
-    tmp, target = Path(tmp), Path(target)
-    if target.is_symlink() or target.is_file():
-        target.unlink()
-    if not target.is_dir():
-        os.replace(tmp, target)
-        return
-    old = temporary(target, directory=True, suffix=".old")[1]
-    os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` all or nothing: a ``mkstemp`` temporary beside it (no predictable name a planted
-    symbolic link could sit at), flushed to disk, given the umask's mode and renamed onto ``path`` (a link at ``path``
-    is replaced, never followed)."""
-    path = Path(path)
-    fd, tmp = temporary(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        follow_umask(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def is_zoo_dir(path: str | os.PathLike) -> bool:
@@ -148,7 +72,7 @@ def write_zoo_dir(
         raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True (--overwrite) to replace it")
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary(path, directory=True)[1]
+    tmp = temporary_dir(path)
     try:
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         save_model(module, str(tmp / "model.safetensors"))

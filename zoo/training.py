@@ -27,7 +27,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_bytes
 from tqdm.auto import tqdm
 
-from zoo.format import write_atomic
+from simulators.writes import write_atomic
 
 CHECKPOINT = "checkpoint.safetensors"
 

@@ -131,7 +131,7 @@ def sample_fibers(
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"-n must be >= 1, got {n!r}")
     subject_name = subject if isinstance(subject, str) else type(subject).__name__
-    so = {k: v for k, v in (subject_options or {}).items() if v is not None or k != "weights"}
+    so = dict(subject_options or {})
     if isinstance(subject, str):
         subject = zoo.load(subject, role="subject", device=device, trust_code=trust_code, **so)
     if spec.needs_prior and prior is None:

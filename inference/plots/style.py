@@ -8,7 +8,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from zoo.format import follow_umask, temporary
+from simulators.writes import follow_umask, temporary
 
 POSTERIOR_COLOR = "tab:blue"
 PRIOR_COLOR = "0.6"

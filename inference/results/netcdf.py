@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.format import follow_umask, temporary
+from simulators.writes import follow_umask, temporary
 
 ENGINE = "h5netcdf"
 FORMAT_VERSION = 1

@@ -1,5 +1,8 @@
 """`zoo simulate` / `zoo list` / `zoo --version` through click's CliRunner, error paths included."""
 
+import subprocess
+import sys
+
 import h5py
 import numpy as np
 import pytest
@@ -164,8 +167,9 @@ def test_resume_recomputes_damaged_chunks_and_removes_stale_temporaries(tmp_path
     chunk = sorted(part.glob("chunk-*.npz"))
     chunk[1].write_bytes(chunk[1].read_bytes()[:300])  # cut off
     np.savez(chunk[2], theta=np.zeros((5, 4), np.float32), x=np.zeros((5, 2), np.float32))  # wrong shape
-    (part / ".chunk-abc.tmp").write_bytes(b"half a chunk")  # killed mid-write
-    (tmp_path / ".t.h5.xyz.partial").write_bytes(b"half a table")  # killed mid-assembly
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout)
+    (part / f".chunk-000001.npz.{dead}.abc.partial").write_bytes(b"half a chunk")  # a killed run, mid-write
+    (tmp_path / f".t.h5.{dead}.xyz.partial").write_bytes(b"half a table")  # a killed run, mid-assembly
     simulators.simulate_table(arm, 1000, out, seed=3, chunk_size=200, resume=True, progress=False)
     (t1, x1, _), (t2, x2, _) = simulators.read_table(full), simulators.read_table(out)
     assert torch.equal(t1, t2) and torch.equal(x1, x2)

@@ -5,10 +5,8 @@ replaced atomically). One kill by default, several in the ``slow`` run."""
 from __future__ import annotations
 
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -27,17 +25,13 @@ def reference(tmp_path_factory):
     return load_file(str(out / "weights.safetensors"))
 
 
-def _killed_then_resumed(tmp_path: Path, reference, rng: random.Random) -> None:
+def _killed_then_resumed(tmp_path: Path, reference, rng: random.Random, sigkill_when) -> None:
     ckpt, out = tmp_path / "ckpt", tmp_path / "est"
     ck = [f"--option=train.checkpoint_dir={ckpt}"]
-    p = subprocess.Popen([*ZOO, *TRAIN, *ck, "--out", str(out)], stderr=subprocess.DEVNULL)
-    t0 = time.monotonic()
-    while p.poll() is None and not (ckpt / "checkpoint.safetensors").exists() and time.monotonic() - t0 < 120:
-        time.sleep(0.002)
-    time.sleep(rng.uniform(0, 0.5))  # somewhere after the first checkpoint, possibly inside a later one
-    assert p.poll() is None, "the run finished before it could be killed; give it more steps"
-    p.send_signal(signal.SIGKILL)
-    p.wait()
+    first = (ckpt / "checkpoint.safetensors").exists
+    delay = rng.uniform(0, 0.5)  # somewhere after the first checkpoint, possibly inside a later one
+    killed = sigkill_when([*ZOO, *TRAIN, *ck, "--out", str(out)], first, delay, stderr=subprocess.DEVNULL)
+    assert killed, "the run finished before it could be killed; give it more steps"
     assert not out.exists()
     r = subprocess.run([*ZOO, *TRAIN, *ck, "--option=train.resume=true", "--out", str(out)], capture_output=True)
     assert r.returncode == 0, r.stderr.decode()[-2000:]
@@ -48,11 +42,6 @@ def _killed_then_resumed(tmp_path: Path, reference, rng: random.Random) -> None:
     assert not leftovers  # temporaries of the killed run are gone
 
 
-def test_sigkill_then_resume_trains_to_the_same_weights(tmp_path, reference):
-    _killed_then_resumed(tmp_path, reference, random.Random(0))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", range(1, 6))
-def test_more_sigkills_then_resume(tmp_path, reference, seed):
-    _killed_then_resumed(tmp_path, reference, random.Random(seed))
+@pytest.mark.parametrize("seed", [0, *(pytest.param(s, marks=pytest.mark.slow) for s in range(1, 6))])
+def test_sigkill_then_resume_trains_to_the_same_weights(tmp_path, reference, seed, sigkill_when):
+    _killed_then_resumed(tmp_path, reference, random.Random(seed), sigkill_when)

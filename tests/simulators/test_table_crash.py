@@ -4,10 +4,8 @@ is left behind. A few kills in the default run, 50 in the ``slow`` run."""
 from __future__ import annotations
 
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -30,20 +28,6 @@ def reference(tmp_path_factory):
     return theta, x
 
 
-def _kill_when(out: Path, ready, rng: random.Random, timeout: float = 60.0) -> bool:
-    """Start the run, SIGKILL it as soon as ``ready()`` holds (plus 0-3 ms); False if it finished first."""
-    p = subprocess.Popen([sys.executable, "-c", RUN, str(out)])
-    t0 = time.monotonic()
-    while p.poll() is None and not ready() and time.monotonic() - t0 < timeout:
-        time.sleep(0.0005)
-    time.sleep(rng.uniform(0, 0.003))
-    if p.poll() is not None:
-        return False
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    return True
-
-
 def _finish_and_check(out: Path, reference) -> None:
     subprocess.run([sys.executable, "-c", RUN, str(out)], check=True)
     theta, x, attrs = simulators.read_table(out)
@@ -60,26 +44,26 @@ def _assembling(out: Path) -> bool:
     return any(out.parent.glob(f".{out.name}.*.partial"))
 
 
-def _crash_runs(tmp_path: Path, reference, kills: int, seed: int) -> int:
+def _crash_runs(tmp_path: Path, reference, kills: int, seed: int, sigkill_when) -> int:
     rng, killed = random.Random(seed), 0
     for k in range(kills):
         out = tmp_path / f"run{k}" / "t.h5"
         out.parent.mkdir()
+        run = [sys.executable, "-c", RUN, str(out)]
         for _ in range(rng.randint(1, 3)):  # one to three kills in a row before the run may finish
             if k % 5 == 4:  # while the final file is being assembled
-                hit = _kill_when(out, lambda out=out: _assembling(out), rng)
+                ready = lambda out=out: _assembling(out)  # noqa: E731
             else:  # inside the chunk loop, after a random number of finished chunks
-                m = rng.randint(0, N // CHUNK - 1)
-                hit = _kill_when(out, lambda out=out, m=m: _chunks(out) >= m, rng)
-            killed += hit
+                ready = lambda out=out, m=rng.randint(0, N // CHUNK - 1): _chunks(out) >= m  # noqa: E731
+            killed += sigkill_when(run, ready, rng.uniform(0, 0.003), timeout=60.0)
         _finish_and_check(out, reference)
     return killed
 
 
-def test_sigkill_then_resume_is_bitwise_identical(tmp_path, reference):
-    assert _crash_runs(tmp_path, reference, kills=5, seed=0) >= 4
+def test_sigkill_then_resume_is_bitwise_identical(tmp_path, reference, sigkill_when):
+    assert _crash_runs(tmp_path, reference, kills=5, seed=0, sigkill_when=sigkill_when) >= 4
 
 
 @pytest.mark.slow
-def test_fifty_sigkills_then_resume_is_bitwise_identical(tmp_path, reference):
-    assert _crash_runs(tmp_path, reference, kills=30, seed=1) >= 50
+def test_fifty_sigkills_then_resume_is_bitwise_identical(tmp_path, reference, sigkill_when):
+    assert _crash_runs(tmp_path, reference, kills=30, seed=1, sigkill_when=sigkill_when) >= 50

@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from simulators import Registry
+from simulators.writes import write_atomic
 from zoo.architectures import COLOR_MNIST_UNET, build
-from zoo.format import write_atomic, write_zoo_dir
+from zoo.format import write_zoo_dir
 from zoo.recipes.data import HELD_OUT, colored_digits, data_source, split_digits
 from zoo.recipes.trainers import TRAINERS
 from zoo.training import TrainConfig

@@ -8,6 +8,7 @@ import torch
 import zoo
 from inference.evaluation import color_mnist as quality
 from zoo import registry
+from zoo_cli.options import SEED, count
 
 # Sanity thresholds (not paper numbers): at least 60% of a prior's samples must be confidently (p >= 0.9)
 # recognized as digits by the shipped classifier (fresh simulator samples: ~100%); the autoencoder must reconstruct
@@ -20,9 +21,9 @@ MIN_ACCURACY = 0.95
 
 
 @click.command("check")
-@click.option("--n", "n", type=int, default=256, show_default=True, help="Samples per prior.")
-@click.option("--steps", type=int, default=50, show_default=True, help="DDIM steps.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--n", "n", type=count(), default=256, show_default=True, help="Samples per prior.")
+@click.option("--steps", type=count(), default=50, show_default=True, help="DDIM steps.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def check(n: int, steps: int, seed: int) -> None:
     """Check the shipped models' quality; exit code 1 if a check fails."""
     missing = [m for m in registry.BUILTIN if m not in registry.names()]

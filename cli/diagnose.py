@@ -14,20 +14,21 @@ from typing import Any
 import click
 import torch
 
-from zoo_cli.options import estimator_choice, fit_options, source_options
+from zoo_cli.options import SEED, check_out, count, estimator_choice, fit_options, source_options
+
+# what a calibration run writes (inference.plots.calibration_figures)
+OUTPUTS = ("calibration.nc", "calibration.md", "calibration.png", "sbc.png", "report.png")
 
 
 @click.command()
 @click.argument("result", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @source_options("to test")
-@click.option("--n-test", type=int, default=200, show_default=True, help="Simulated test cases.")
-@click.option("--test-seed", type=int, default=0, show_default=True, help="Seed of the simulated test set.")
-@click.option("--n-samples", "-n", type=int, default=1000, show_default=True, help="Posterior draws per test case.")
-@click.option("--n-map", type=int, default=0, show_default=True, help="Test cases with a mean-shift MAP estimate.")
-@click.option(
-    "--n-resim", type=click.IntRange(min=0), default=100, show_default=True, help="Draws re-simulated per case."
-)
-@click.option("--c2st", type=click.IntRange(min=0), default=0, show_default=True, help="Cases scored by C2ST vs exact.")
+@click.option("--n-test", type=count(2), default=200, show_default=True, help="Simulated test cases.")
+@click.option("--test-seed", type=SEED, default=0, show_default=True, help="Seed of the simulated test set.")
+@click.option("--n-samples", "-n", type=count(), default=1000, show_default=True, help="Posterior draws per test case.")
+@click.option("--n-map", type=count(0), default=0, show_default=True, help="Test cases with a mean-shift MAP estimate.")
+@click.option("--n-resim", type=count(0), default=100, show_default=True, help="Draws re-simulated per case.")
+@click.option("--c2st", type=count(0), default=0, show_default=True, help="Cases scored by C2ST vs exact.")
 @fit_options
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Output folder (calibration run).")
 @click.option("--overwrite", is_flag=True, help="Replace existing files in --out.")
@@ -56,8 +57,7 @@ def diagnose(result: Path | None, **o: Any) -> None:
     if o["out"] is None:
         raise click.UsageError("a calibration run needs --out DIR")
     nc, md = o["out"] / "calibration.nc", o["out"] / "calibration.md"
-    if nc.exists() and not o["overwrite"]:
-        raise FileExistsError(f"{nc} already exists; pass --overwrite to replace it")
+    check_out(o["out"], OUTPUTS, o["overwrite"])
     if o["n_test"] < 2 or o["n_samples"] < 1:
         raise ValueError(f"--n-test must be >= 2 and --n-samples >= 1, got {o['n_test']} and {o['n_samples']}")
     generator = torch.Generator().manual_seed(o["seed"])

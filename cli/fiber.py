@@ -18,7 +18,8 @@ import torch
 
 from inference.fibers import RefineOptions, fiber_methods, sample_fibers
 from inference.fibers.ndtm import NDTMOptions
-from zoo_cli.options import parse_options, threads_option
+from simulators.files import load_npy
+from zoo_cli.options import SEED, FiniteFloat, check_out, count, parse_options, threads_option
 
 # the method flags of earlier releases, kept as shorthands for --option: (flag value key) -> (method, option)
 _SHORTHANDS = {
@@ -40,13 +41,7 @@ def read_image(spec: str) -> torch.Tensor | int:
     if not path.is_file():
         raise FileNotFoundError(f"--input {spec!r} is neither an index nor an existing image file")
     if path.suffix.lower() == ".npy":
-        try:
-            a = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"cannot read --input {spec!r} as a .npy array ({e})") from None
-        if not np.issubdtype(a.dtype, np.floating) and not np.issubdtype(a.dtype, np.integer):
-            raise ValueError(f"--input {spec!r} holds {a.dtype} data; expected real numbers (C, H, W)")
-        x = torch.as_tensor(a, dtype=torch.float32)
+        x = torch.as_tensor(load_npy(path, "an image (C, H, W) of real numbers"), dtype=torch.float32)
     elif path.suffix.lower() == ".png":
         from PIL import Image, UnidentifiedImageError
 
@@ -84,29 +79,35 @@ def read_image(spec: str) -> torch.Tensor | int:
 @click.option("--output", "output", default=None, help="Subject output: output, probs, log_probs.")
 @click.option("--prior", "prior_name", default=None, help="Diffusion / flow-matching prior (ndtm): name or directory.")
 @click.option("--input", "input_spec", required=True, help="Target: index into the reference set, .npy or .png.")
-@click.option("-n", "n", type=int, default=16, show_default=True, help="Fiber samples.")
+@click.option("-n", "n", type=count(), default=16, show_default=True, help="Fiber samples.")
 @click.option("--method", type=click.Choice(fiber_methods()), default="ndtm", show_default=True, help="Fiber method.")
 @click.option("--option", "opts", multiple=True, metavar="KEY=VALUE", help="Fiber-method option, repeatable.")
-@click.option("--gamma", type=float, help=f"Guidance strength (ndtm; default {NDTMOptions.gamma}).")
-@click.option("--steps", type=int, help=f"Denoising steps (ndtm; default {NDTMOptions.num_steps}).")
-@click.option("--inner-steps", type=int, help=f"N per step (ndtm; default {NDTMOptions.inner_steps}).")
+@click.option("--gamma", type=FiniteFloat(min=0), help=f"Guidance strength (ndtm; default {NDTMOptions.gamma}).")
+@click.option("--steps", type=count(), help=f"Denoising steps (ndtm; default {NDTMOptions.num_steps}).")
+@click.option("--inner-steps", type=count(), help=f"N per step (ndtm; default {NDTMOptions.inner_steps}).")
 @click.option("--schedule", type=click.Choice(["constant", "mid", "mid+end"]), help="gamma_t schedule (ndtm; mid).")
-@click.option("--fiber-weight", type=float, default=1.0, show_default=True, help="lambda (conditional).")
-@click.option("--fm-steps", type=int, default=1000, show_default=True, help="Training steps (conditional).")
+@click.option("--fiber-weight", type=FiniteFloat(min=0), default=1.0, show_default=True, help="lambda (conditional).")
+@click.option("--fm-steps", type=count(), default=1000, show_default=True, help="Training steps (conditional).")
 @click.option("--static-target", is_flag=True, help="Guide to phi(x) instead of the re-noised target (ndtm).")
 @click.option(
     "--renoise-until",
-    type=float,
+    type=FiniteFloat(0, 1),
     help=f"t/T below which phi(x) replaces the re-noised target (ndtm; default {NDTMOptions.renoise_until}).",
 )
 @click.option("--refine", is_flag=True, help="Refine the samples in a PCA latent of the reference set (app. A).")
-@click.option("--refine-steps", type=int, default=100, show_default=True, help="Refinement gradient steps.")
-@click.option("--refine-lr", type=float, default=0.05, show_default=True, help="Refinement step size (Adam).")
-@click.option("--refine-dim", type=int, default=96, show_default=True, help="PCA latent size of the refinement.")
+@click.option("--refine-steps", type=count(), default=100, show_default=True, help="Refinement gradient steps.")
+@click.option(
+    "--refine-lr",
+    type=FiniteFloat(min=0, min_open=True),
+    default=0.05,
+    show_default=True,
+    help="Refinement step size (Adam).",
+)
+@click.option("--refine-dim", type=count(), default=96, show_default=True, help="PCA latent size of the refinement.")
 @click.option("--reference", default="color-mnist", show_default=True, help="'color-mnist' or a .npy (M,C,H,W).")
-@click.option("--reference-size", type=int, default=1000, show_default=True)
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--reference-size", type=count(), default=1000, show_default=True)
+@click.option("--batch-size", type=count(), default=64, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--overwrite", is_flag=True, help="Replace existing fibers.nc / fibers.png.")
@@ -120,14 +121,13 @@ def fiber(**o: Any) -> None:
     """Sample the fiber {x~ : phi(x~) = phi(x)} of a subject through an input."""
     out = Path(o["out_dir"])
     files = (out / "fibers.nc", out / "fibers.png")
-    for f in files:
-        if f.exists() and not o["overwrite"]:
-            raise FileExistsError(f"{f} already exists; pass --overwrite to replace it")
+    check_out(out, tuple(f.name for f in files), o["overwrite"])
     options = {opt: o[flag] for flag, (m, opt) in _SHORTHANDS.items() if m == o["method"] and o[flag] is not None}
     if o["static_target"] and o["method"] == "ndtm":
         options["renoise_target"] = False
     options.update(parse_options(o["opts"]))
-    refine = RefineOptions(o["refine_steps"], o["refine_lr"], o["refine_dim"]) if o["refine"] else None
+    refine = RefineOptions(o["refine_steps"], o["refine_lr"], o["refine_dim"])  # checked even when not --refine
+    refine = refine if o["refine"] else None
     result = sample_fibers(
         o["subject_name"],
         read_image(o["input_spec"]),

@@ -15,7 +15,9 @@ import torch
 
 import inference
 from zoo_cli.observations import check_sources, read_sources
-from zoo_cli.options import estimator_choice, fit_options, source_options
+from zoo_cli.options import SEED, check_out, count, estimator_choice, fit_options, source_options
+
+OUTPUTS = ("posterior.nc", "corner*.png", "arm*.png")  # what zoo infer may write (inference.plots.result_figures)
 
 
 @click.command()
@@ -31,13 +33,15 @@ from zoo_cli.options import estimator_choice, fit_options, source_options
 )
 @click.option("--theta-key", default="theta", show_default=True, help="Dataset / array of an HDF5 / NPZ --truth.")
 @click.option("--theta", help="Simulate a synthetic observation from these parameters, e.g. 0,0.3,-0.2,0.4.")
-@click.option("--test-index", type=int, help="Use case K of the simulated test set (the case K of zoo diagnose).")
-@click.option("--test-seed", type=int, default=0, show_default=True, help="Seed of the simulated test set.")
-@click.option("--n-samples", "-n", type=int, default=1000, show_default=True, help="Posterior draws per observation.")
-@click.option("--n-resim", type=int, default=200, show_default=True, help="Draws per observation to re-simulate.")
+@click.option("--test-index", type=count(0), help="Use case K of the simulated test set (the case K of zoo diagnose).")
+@click.option("--test-seed", type=SEED, default=0, show_default=True, help="Seed of the simulated test set.")
+@click.option(
+    "--n-samples", "-n", type=count(), default=1000, show_default=True, help="Posterior draws per observation."
+)
+@click.option("--n-resim", type=count(0), default=200, show_default=True, help="Draws per observation to re-simulate.")
 @fit_options
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing posterior.nc in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (posterior.nc, figures) in --out.")
 @click.option("--no-plots", is_flag=True, help="Write posterior.nc only.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def infer(**o: Any) -> None:
@@ -47,8 +51,7 @@ def infer(**o: Any) -> None:
     """
     check_sources(o)
     result_path = o["out"] / "posterior.nc"
-    if result_path.exists() and not o["overwrite"]:
-        raise FileExistsError(f"{result_path} already exists; pass --overwrite to replace it")
+    check_out(o["out"], OUTPUTS[: 1 if o["no_plots"] else None], o["overwrite"])
     generator = torch.Generator().manual_seed(o["seed"])
     # resolves and checks everything that can fail on bad input before any work; a fit waits until infer needs it
     choice = estimator_choice(o, generator)

@@ -7,7 +7,6 @@ and finiteness are the library's one observation validator, :func:`simulators.va
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import torch
 
 import simulators
 from simulators import Simulator
-from simulators.files import HDF5, read_array
+from simulators.files import HDF5, load_npy, read_array, read_json
 
 
 def read_observations(path: str | Path, simulator: Simulator, *, as_set: bool = False, key: str = "x") -> torch.Tensor:
@@ -76,10 +75,7 @@ def read_observations(path: str | Path, simulator: Simulator, *, as_set: bool = 
         elif tuple(arr.shape[1:]) != obs_shape:
             raise ValueError(f"{path} has shape {tuple(arr.shape)}; expected {expect} or (n, {_fmt(obs_shape)})")
     elif ext == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"cannot read {path} as JSON ({_short(e)})") from e
+        data = read_json(path)
         if isinstance(data, dict):
             if "x" not in data:
                 raise ValueError(f"{path} is a JSON object without key 'x'; expected a list of {expect} numbers")
@@ -133,9 +129,10 @@ def read_truth(path: str | Path, simulator: Simulator, n: int, *, key: str = "th
     ``theta``), an ``.npy`` array or CSV columns named by the parameter names; shape (n, D)."""
     d = len(simulator.param_names)
     key = ",".join(simulator.param_names) if Path(path).suffix.lower() == ".csv" and key == "theta" else key
-    theta = torch.as_tensor(read_array(path, key), dtype=torch.float32).reshape(-1, d) if d else None
+    values = read_array(path, key)
+    theta = torch.as_tensor(values, dtype=torch.float32).reshape(-1, d) if d and values.size % d == 0 else None
     if theta is None or len(theta) != n:
-        rows = None if theta is None else len(theta)
+        rows = f"{values.size} values, not" if theta is None else len(theta)
         raise ValueError(
             f"--truth {path} holds {rows} parameter vectors of {d} values; expected {n} (one per observation)"
         )
@@ -167,13 +164,7 @@ def parse_theta(text: str, simulator: Simulator) -> torch.Tensor:
 
 def _load_npy(path: Path, expect: str) -> np.ndarray:
     """A numeric .npy array, never unpickled; ``expect`` says what it should hold (for the error message)."""
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise ValueError(f"cannot read {path} as a NumPy .npy array ({_short(e)})") from e
-    if not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"{path} holds {arr.dtype} data; expected numbers of {expect}")
-    return arr
+    return load_npy(path, f"numbers of {expect}")
 
 
 def _read_csv(path: Path) -> list[list[str]]:
@@ -197,8 +188,10 @@ def _rows_to_array(rows: list, size: int, path: Path, expect: str) -> np.ndarray
             raise ValueError(f"{path} row {r} has {n} values; expected {expect}")
         for c, v in enumerate(row):
             try:
+                if isinstance(v, bool):  # JSON true is not the number 1
+                    raise TypeError
                 out[r, c] = float(v)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ValueError(f"{path} row {r} value {c} is {v!r}, not a number; expected {expect}") from None
     return out
 
@@ -237,6 +230,13 @@ def check_sources(o: dict[str, Any]) -> None:
         raise click.UsageError("--truth goes with --observation (--theta and --test-index know their truth)")
     if o["estimator"] is None and o["name"] is None:
         raise click.UsageError("give --simulator NAME (or --estimator DIR)")
+    for flag, key, default, file in (
+        ("--x-key", "x_key", "x", "obs_file"),
+        ("--theta-key", "theta_key", "theta", "truth"),
+    ):
+        path = o[file]
+        if o[key] != default and (path is None or Path(path).suffix.lower() not in (*HDF5, ".npz")):
+            raise click.UsageError(f"{flag} names a dataset of an HDF5 / NPZ file, and {path or 'none'} is not one")
 
 
 def read_sources(o: dict[str, Any], simulator: Simulator) -> tuple[torch.Tensor | None, ...]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,43 @@ import click
 import torch
 
 import inference
+
+LARGEST = 2**63 - 1  # torch sizes and counts are int64
+
+
+def count(minimum: int = 1, maximum: int = LARGEST) -> click.IntRange:
+    """A whole number in [minimum, maximum] (a count, size or index): anything else is a usage error."""
+    return click.IntRange(minimum, maximum)
+
+
+SEED = click.IntRange(-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed takes
+
+
+class FiniteFloat(click.FloatRange):
+    """A finite number in a range: NaN, inf and 1e400 are usage errors (click's FloatRange lets NaN through)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+def check_out(out: Path, outputs: tuple[str, ...], overwrite: bool) -> None:
+    """Before any work: ``out`` can be a folder (it is one, or its first existing ancestor is), and, without
+    ``--overwrite``, none of the files a command writes there (glob ``outputs``) exists, links included."""
+    first = out
+    while not os.path.lexists(first) and first != first.parent:
+        first = first.parent
+    if not first.is_dir():
+        raise ValueError(f"--out {out}: {first} is not a folder")
+    if overwrite or first != out:
+        return
+    for pattern in outputs:
+        for path in sorted(out.glob(pattern)):
+            raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
 
 
 def _set_threads(ctx: click.Context, param: click.Parameter, value: int) -> int:
@@ -22,7 +61,7 @@ def threads_option(f: Callable) -> Callable:
     process trains fastest on few cores (docs/getting-started.md, "Threads"); more help sampling large batches."""
     return click.option(
         "--threads",
-        type=click.IntRange(min=1),
+        type=count(maximum=4096),
         default=1,
         show_default=True,
         expose_value=False,
@@ -75,12 +114,14 @@ def fit_options(f: Callable) -> Callable:
     estimator (see :func:`inference.estimator_for`)."""
     for decorator in reversed(
         (
-            click.option("--budget", "-b", type=int, default=None, help="Simulation budget (default: the method's)."),
+            click.option(
+                "--budget", "-b", type=count(), default=None, help="Simulation budget (default: the method's)."
+            ),
             click.option("--option", "opts", multiple=True, metavar="KEY=VALUE", help="Method option, repeatable."),
             click.option(
                 "--sim-option", "sim_opts", multiple=True, metavar="KEY=VALUE", help="Simulator option, repeatable."
             ),
-            click.option("--seed", type=int, default=0, show_default=True, help="Seed of the run's generator."),
+            click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the run's generator."),
             threads_option,
         )
     ):

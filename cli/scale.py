@@ -19,7 +19,7 @@ def cluster_options(f: Callable) -> Callable:
     )(f)
     return click.option(
         "--workers",
-        type=click.IntRange(min=1),
+        type=click.IntRange(1, 512),
         default=None,
         help="Start a local Dask cluster of N worker processes (one thread each).",
     )(f)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 import simulators
-from zoo_cli.options import parse_options, threads_option
+from zoo_cli.options import SEED, count, parse_options, threads_option
 from zoo_cli.scale import cluster_options, dask_client
 
 
@@ -19,12 +19,12 @@ from zoo_cli.scale import cluster_options, dask_client
     required=True,
     help="Simulator: a name (zoo list), package.module:factory or path/file.py:factory.",
 )
-@click.option("-n", "n", type=int, default=10_000, show_default=True, help="Number of simulations.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Base seed (each chunk derives its own).")
+@click.option("-n", "n", type=count(), default=10_000, show_default=True, help="Number of simulations.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Base seed (each chunk derives its own).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output HDF5 file.")
 @click.option("--sim-option", "sim_opts", multiple=True, metavar="KEY=VALUE", help="Simulator option, repeatable.")
 @click.option("--option", "opts", multiple=True, hidden=True, help="Not an option of zoo simulate (no method).")
-@click.option("--chunk-size", type=int, default=None, help="Rows per chunk (bounds memory; default per simulator).")
+@click.option("--chunk-size", type=count(), default=None, help="Rows per chunk (bounds memory; default per simulator).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last complete chunk.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device to simulate on.")

@@ -49,7 +49,7 @@ def train(ctx: click.Context, **o: Any) -> None:
     missing = [flag for flag, v in needed if v is None]
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)}; e.g. zoo train --simulator arm --method inn --out DIR")
-    if out.exists() and any(out.iterdir()) and not o["overwrite"]:
+    if (out.is_symlink() or out.exists() and (not out.is_dir() or any(out.iterdir()))) and not o["overwrite"]:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     choice = estimator_choice(o, torch.Generator().manual_seed(o["seed"]), simulations=read_table_option(o))
     path = choice.estimator.save(out, overwrite=o["overwrite"])

@@ -9,14 +9,14 @@ import click
 import torch
 
 from zoo.recipes import names, train_recipe
-from zoo_cli.options import threads_option
+from zoo_cli.options import SEED, count, threads_option
 
 
 def _options(f):
     f = click.option("--out", "out", required=True, type=click.Path(), help="Output model directory.")(f)
-    f = click.option("--steps", type=int, default=None, help="Optimizer steps (default: the recipe's).")(f)
-    f = click.option("--seed", type=int, default=None, help="Seed of initialization and data (default: recipe's).")(f)
-    f = click.option("--batch-size", type=int, default=None, help="Batch size (default: the recipe's).")(f)
+    f = click.option("--steps", type=count(), default=None, help="Optimizer steps (default: the recipe's).")(f)
+    f = click.option("--seed", type=SEED, default=None, help="Seed of initialization and data (default: recipe's).")(f)
+    f = click.option("--batch-size", type=count(), default=None, help="Batch size (default: the recipe's).")(f)
     f = click.option(
         "--data",
         type=click.Path(exists=True),
@@ -35,7 +35,9 @@ def _options(f):
 
 
 def _run(role: str, name: str, **kw) -> None:
-    device = kw.pop("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = kw.pop("device")
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     quiet = kw.pop("quiet")
     command = None
     if role in sys.argv:  # the command recorded in zoo.json; where checkpoints went does not change the weights

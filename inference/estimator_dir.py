@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 import zoo
 from inference.options import options_dict
 from simulators import Simulator, specs
+from simulators.files import read_json
 from simulators.writes import follow_umask, replace_dir, temporary_dir
 
 FORMAT = "zoo.estimator"
@@ -126,10 +127,7 @@ def read_header(directory: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
         raise FileNotFoundError(f"estimator directory {d} does not exist")
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{cfg_path} is missing; expected an estimator directory written by Estimator.save")
-    try:
-        header = json.loads(cfg_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{cfg_path} is not valid JSON ({e}); the estimator directory is corrupt") from e
+    header = read_json(cfg_path)
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"{cfg_path} is not a zoo estimator config (expected format {FORMAT!r})")
     if header.get("version") != FORMAT_VERSION:

@@ -109,6 +109,15 @@ def estimator_for(
     from zoo import estimators as shipped
 
     if estimator is not None:
+        given_fit = (("--method", method is not None), ("--budget", budget is not None), ("--option", bool(options)))
+        fitting = [
+            flag for flag, v in (*given_fit, ("--retrain", retrain), ("--simulations", simulations is not None)) if v
+        ]
+        if fitting:
+            raise ValueError(
+                f"{fitting[0]} configures training, and --estimator {os.fspath(estimator)} is already trained: "
+                f"drop {fitting[0]}, or drop --estimator to train anew"
+            )
         given = simulator if not isinstance(simulator, str) else None
         if isinstance(simulator, str) and specs.is_code_spec(simulator):  # the user names the code: use it
             given = simulators.get(simulator, **dict(simulator_options or {}))
@@ -135,7 +144,7 @@ def estimator_for(
             f"--retrain applies to a shipped estimator, and there is none for {sim.name} with these options "
             "when --method/--budget/--option are given; drop --retrain"
         )
-    method = method or default_method
+    method = default_method if method is None else method
     method_spec(method)
     options = make_options(method, options)
     if budget is not None and (isinstance(budget, bool) or int(budget) != budget or budget <= 0):

@@ -69,7 +69,7 @@ class Arm:
     ) -> None:
         if variant not in ("thesis", "cumulative"):
             raise ValueError(f"variant must be 'thesis' or 'cumulative', got {variant!r}")
-        if not noise_std >= 0 or not math.isfinite(noise_std):
+        if isinstance(noise_std, bool) or not isinstance(noise_std, int | float) or not 0 <= noise_std < math.inf:
             raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
         self.variant = variant
         self.noise_std = float(noise_std)

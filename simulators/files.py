@@ -26,6 +26,53 @@ import torch
 HDF5 = (".h5", ".hdf5")
 
 
+def parse_json(text: str, what: str) -> Any:
+    """``json.loads`` with one-line errors naming ``what``: invalid JSON, nesting too deep to read (a crafted file)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{what}: JSON nested too deeply to read (a corrupt or crafted file)") from None
+    except ValueError as e:
+        raise ValueError(f"{what} is not valid JSON ({e})") from None
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file (one-line errors naming the file: missing, not UTF-8, invalid, nested too deeply)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text, so not JSON") from None
+    return parse_json(text, str(path))
+
+
+def load_npy(path: str | os.PathLike, what: str = "") -> np.ndarray:
+    """The array of an ``.npy`` file, never unpickled, of real numbers (integers or floating point, not bool or
+    complex), not empty; one-line errors naming the file (``what`` says what it should hold)."""
+    path = Path(path)
+    want = f"; expected {what}" if what else ""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise ValueError(f"{path} holds Python objects (pickled data), which zoo never loads{want}") from None
+        raise ValueError(f"{path} is not a NumPy .npy array ({_short(e)}){want}") from None
+    except (OSError, EOFError) as e:
+        raise ValueError(f"{path} is not a NumPy .npy array ({_short(e)}){want}") from None
+    if (
+        not isinstance(arr, np.ndarray)
+        or arr.dtype == bool
+        or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer))
+    ):
+        raise ValueError(
+            f"{path} holds {getattr(arr, 'dtype', type(arr).__name__)} data; expected real numbers"
+            + (f" ({what})" if what else "")
+        )
+    if arr.size == 0:
+        raise ValueError(f"{path} holds an empty array of shape {arr.shape}{want}")
+    return arr
+
+
 def read_array(path: str | os.PathLike, key: str) -> np.ndarray:
     """One array from a file: dataset / array ``key`` of an HDF5 or NPZ file, the array of an NPY file, or the
     columns ``key`` (comma-separated names; ``x``: all columns) of a CSV file with a header."""
@@ -36,11 +83,7 @@ def read_array(path: str | os.PathLike, key: str) -> np.ndarray:
     if ext == ".npz":
         return _npz(path, [key])[0][0]
     if ext == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as e:
-            raise ValueError(f"cannot read {path} as a NumPy .npy array ({_short(e)})") from None
-        return _real(arr, path, "the array")
+        return _real(load_npy(path), path, "the array")
     if ext == ".csv":
         names, table = _csv(path)
         cols = names if key == "x" else [c.strip() for c in key.split(",")]
@@ -68,6 +111,9 @@ def read_simulations(
     """
     path = _existing(path)
     ext = path.suffix.lower()
+    for flag, key in (("--theta-key", theta_key), ("--x-key", x_key)):
+        if key is not None and not key.strip():
+            raise ValueError(f"{flag} is empty; name a dataset / array (or CSV columns a,b,c), or leave it out")
     tk, xk = theta_key or "theta", x_key or "x"
     names: tuple[str, ...] | None = None
     if ext in HDF5:
@@ -75,7 +121,7 @@ def read_simulations(
         if "complete" in attrs and not attrs["complete"]:
             raise ValueError(f"{path} is an incomplete table; finish it with zoo simulate --resume")
         if isinstance(attrs.get("param_names"), str):
-            names = tuple(json.loads(attrs["param_names"]))
+            names = tuple(parse_json(attrs["param_names"], f"{path}: attribute param_names"))
     elif ext == ".npz":
         (theta, x), extra = _npz(path, [tk, xk])
         names = tuple(str(n) for n in extra["param_names"]) if "param_names" in extra else None
@@ -142,6 +188,10 @@ def _npz(path: Path, keys: list[str]) -> tuple[list[np.ndarray], dict[str, np.nd
                 raise ValueError(f"{path} has no array {missing[0]!r} (arrays: {', '.join(z.files) or 'none'})")
             arrays = [_real(z[k], path, f"array {k!r}") for k in keys]
             extra = {k: z[k] for k in z.files if k not in keys}
+    except ValueError as e:
+        if "allow_pickle" not in str(e):
+            raise
+        raise ValueError(f"{path} holds Python objects (pickled data), which zoo never loads") from None
     except (OSError, EOFError) as e:
         raise ValueError(f"cannot read {path} as a NumPy .npz archive ({_short(e)})") from None
     return arrays, extra

@@ -143,7 +143,11 @@ def get(name: str, **opts: Any) -> Simulator:
             + (", ".join(f"{k} (default {v!r})" for k, v in valid.items()) or "none")
         )
     kind = "entry_point" if name in _PLUGINS else "registry"
-    return specs.attach(factory(**opts), {"kind": kind, "name": name, "options": dict(opts)})
+    try:
+        sim = factory(**opts)
+    except TypeError as e:  # an option value of the wrong type that the simulator's own checks did not expect
+        raise UnknownSimulatorError(f"bad option for simulator {name!r} ({_fmt(opts)}): {e}") from None
+    return specs.attach(sim, {"kind": kind, "name": name, "options": dict(opts)})
 
 
 _PLUGINS: dict[str, Any] = {}  # name -> entry point of an installed plugin
@@ -166,3 +170,7 @@ def _load(ep: Any) -> Callable[..., Simulator]:
 
     factory = ep.load()
     return lambda **opts: as_simulator(factory(**opts))
+
+
+def _fmt(opts: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in opts.items())

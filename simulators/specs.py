@@ -70,9 +70,17 @@ def build(spec: str, **options: Any) -> Any:
     if factory is None or not callable(factory):
         raise ValueError(f"--simulator {spec!r}: {target} has no callable {factory_name!r}")
     try:
-        sim = as_simulator(factory(**options))
-    except TypeError as e:
-        raise ValueError(f"--simulator {spec!r}: {factory_name}({_fmt(options)}) failed: {e}") from None
+        made = factory(**options)
+    except Exception as e:  # the user's code: say where it failed in one line; running it in Python shows the trace
+        why = str(e).splitlines()[0] if str(e).strip() else ""
+        raise ValueError(
+            f"--simulator {spec!r}: {factory_name}({_fmt(options)}) raised {type(e).__name__}"
+            + (f": {why}" if why else "")
+        ) from None
+    try:
+        sim = as_simulator(made)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"--simulator {spec!r}: {factory_name}({_fmt(options)}) returned no simulator: {e}") from None
     return attach(sim, {**record, "options": dict(options)})
 
 

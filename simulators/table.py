@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from simulators.devices import check_device
 from simulators.protocol import Simulator
 from simulators.scale import map_chunks, simulate_chunk
 from simulators.writes import follow_umask, temporary, write_atomic
@@ -94,6 +95,7 @@ def simulate_table(
     chunk_size = int(chunk_size or getattr(simulator, "chunk_size", DEFAULT_CHUNK))
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    device = check_device(device)
     attrs = {
         "simulator": simulator.name,
         "options": json.dumps(getattr(simulator, "options", {}), sort_keys=True),
@@ -102,7 +104,7 @@ def simulate_table(
         "n": int(n),
         "chunk_size": chunk_size,
     }
-    if out.exists() and not overwrite:
+    if (out.exists() or out.is_symlink()) and not overwrite:
         if resume:  # a finished table: nothing to resume if it is this run's, a clear refusal if it is not
             _check_finished(out, attrs)
             return out

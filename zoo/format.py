@@ -22,8 +22,10 @@ from typing import Any
 import torch
 from safetensors.torch import load_model, save_model
 
+from simulators.files import read_json
 from simulators.writes import follow_umask, replace_dir, temporary_dir
 from zoo.architectures import build
+from zoo.bounds import build_checked, check_sizes, header_shapes
 
 FORMAT = "zoo"
 FORMAT_VERSION = 1
@@ -88,13 +90,14 @@ def write_zoo_dir(
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     """The checked ``zoo.json`` of a zoo-format directory."""
     path = Path(path)
-    try:
-        meta = json.loads((path / "zoo.json").read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{str(path / 'zoo.json')!r} is not valid JSON: {e}") from e
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{str(path / 'zoo.json')!r} has format {meta.get('format')!r}, expected {FORMAT!r}")
-    if int(meta.get("format_version", -1)) > FORMAT_VERSION:
+    meta = read_json(path / "zoo.json")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{str(path / 'zoo.json')!r} has format {got!r}, expected {FORMAT!r}")
+    version = meta.get("format_version", -1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"{str(path / 'zoo.json')!r} has format_version {version!r}; expected a whole number")
+    if version > FORMAT_VERSION:
         raise ValueError(
             f"{str(path)!r} has zoo format version {meta.get('format_version')}, newer than this zoo "
             f"({FORMAT_VERSION}); upgrade zoo"
@@ -118,9 +121,17 @@ def read_zoo_dir(path: str | os.PathLike, *, device: str | torch.device = "cpu")
                 f"{str(path)!r} is missing {name}; a zoo model directory has config.json, "
                 "model.safetensors and zoo.json"
             )
-    config = json.loads((path / "config.json").read_text())
-    module = build(meta["architecture"], config)
-    missing, unexpected = load_model(module, str(path / "model.safetensors"), strict=False)
+    config = read_json(path / "config.json")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path / 'config.json'} must hold a JSON object of constructor settings")
+    weights = path / "model.safetensors"
+    shapes = header_shapes(weights)  # bounded loading (zoo.bounds): sizes, then shapes on meta, then the build
+    check_sizes(config, shapes, str(path / "config.json"))
+    try:
+        module = build_checked(lambda: build(meta["architecture"], config), shapes, str(path))
+        missing, unexpected = load_model(module, str(weights), strict=False)
+    except (TypeError, RuntimeError) as e:  # constructor settings it does not take; a tensor it cannot read
+        raise ValueError(f"{path} does not hold a valid {meta['architecture']!r} ({one_line(e)})") from None
     if missing or unexpected:
         raise ValueError(
             f"weights in {str(path)!r} do not match architecture {meta['architecture']!r}: "
@@ -130,3 +141,9 @@ def read_zoo_dir(path: str | os.PathLike, *, device: str | torch.device = "cpu")
     if bad is not None:
         raise ValueError(f"weights in {str(path)!r} hold NaN in {bad!r}: the model is broken; retrain it")
     return module.to(device).eval(), meta
+
+
+def one_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none)."""
+    msg = str(e).strip()
+    return msg.splitlines()[0][:200] if msg else type(e).__name__

@@ -32,9 +32,12 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
+from simulators.devices import check_device
+from simulators.files import read_json
 from zoo import code_files, registry
+from zoo.bounds import check_sizes, header_shapes
 from zoo.flow_prior import FlowPrior
-from zoo.format import is_zoo_dir, jsonable, read_zoo_dir, write_zoo_dir
+from zoo.format import is_zoo_dir, jsonable, one_line, read_zoo_dir, write_zoo_dir
 from zoo.priors import DIFFUSERS_SCHEDULERS, DiffusionPrior, Prior
 from zoo.subjects import Subject
 
@@ -90,6 +93,7 @@ def load(
     if role is not None and role not in ROLES:
         raise ValueError(f"role must be 'prior' or 'subject', got {role!r}")
     s = str(name_or_path)
+    device = check_device(device)
     if weights is not None and not _FACTORY.match(s):
         raise ValueError("weights= is only used with a 'package.module:factory' model")
     if registry.is_builtin(s) and not Path(s).exists():
@@ -139,7 +143,9 @@ def _load_path(path: Path, role, device, output, layer, scheduler, normalization
         what = "TorchScript file" if file_kind == "torchscript" else "torch.export program"
         _check_role("subject", role, f"{what} {str(path)!r}")
         module = code_files.load_module(path, file_kind, trust_code=trust_code, device=device)
-        return Subject(module.eval(), output=output or "output", layer=layer, meta={"source": str(path)})
+        return Subject(
+            module.eval(), output="output" if output is None else output, layer=layer, meta={"source": str(path)}
+        )
     raise ValueError(
         f"refusing to load {str(path)!r}: it is not safetensors, a model directory, TorchScript or a torch.export "
         "program, and a pickle checkpoint can run arbitrary code when loaded; convert it with "
@@ -156,7 +162,7 @@ def _load_zoo_dir(path: Path, role, device, output, layer) -> Prior | Subject:
     if meta["role"] == "subject":
         return Subject(
             module,
-            output=output or meta.get("output", "output"),
+            output=meta.get("output", "output") if output is None else output,
             layer=layer if layer is not None else meta.get("layer"),
             input_shape=tuple(spec["shape"]) if "shape" in spec else None,
             meta=meta,
@@ -188,6 +194,14 @@ def _scheduler(name: str | None, config: dict) -> Any:
     return getattr(diffusers, name).from_config({k: v for k, v in config.items() if not k.startswith("_")})
 
 
+def _check_finite(module: torch.nn.Module, where: str) -> None:
+    bad = next(
+        (k for k, v in module.state_dict().items() if v.is_floating_point() and not bool(v.isfinite().all())), None
+    )
+    if bad is not None:
+        raise ValueError(f"weights in {where!r} hold NaN or inf in {bad!r}: the model is broken; retrain it")
+
+
 def _require_safetensors(d: Path) -> None:
     if any(d.glob("*.safetensors")):
         return
@@ -204,26 +218,41 @@ def _load_diffusers(path: Path, device, scheduler, normalization) -> DiffusionPr
     from diffusers import UNet2DModel
 
     if (path / "model_index.json").is_file():
-        index = json.loads((path / "model_index.json").read_text())
+        index = read_json(path / "model_index.json")
         unet_dir = path / "unet"
         sched_cfg = path / "scheduler" / "scheduler_config.json"
-        if "unet" not in index or not unet_dir.is_dir():
+        if not isinstance(index, dict) or "unet" not in index or not unet_dir.is_dir():
             raise ValueError(f"diffusers pipeline {str(path)!r} has no unet/ component")
     else:
         unet_dir, sched_cfg = path, path / "scheduler_config.json"
         if not sched_cfg.is_file():
             sched_cfg = path / "scheduler" / "scheduler_config.json"
-    cfg = json.loads((unet_dir / "config.json").read_text())
-    if cfg.get("_class_name", "UNet2DModel") != "UNet2DModel":
-        raise ValueError(f"{str(unet_dir)!r} holds a {cfg.get('_class_name')}; zoo priors use UNet2DModel")
+    cfg = read_json(unet_dir / "config.json")
+    if not isinstance(cfg, dict) or cfg.get("_class_name", "UNet2DModel") != "UNet2DModel":
+        got = cfg.get("_class_name") if isinstance(cfg, dict) else type(cfg).__name__
+        raise ValueError(f"{str(unet_dir)!r} holds a {got}; zoo priors use UNet2DModel")
     _require_safetensors(unet_dir)
-    net = UNet2DModel.from_pretrained(str(unet_dir), use_safetensors=True, local_files_only=True)
+    weights = unet_dir / "diffusion_pytorch_model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{str(unet_dir)!r} has no diffusion_pytorch_model.safetensors (the UNet's weights)")
+    shapes = header_shapes(weights)  # bounded loading: the config's sizes against the weights, before diffusers builds
+    check_sizes(cfg, shapes, str(unet_dir / "config.json"))
+    try:
+        net = UNet2DModel.from_pretrained(str(unet_dir), use_safetensors=True, local_files_only=True)
+    except (OSError, ValueError, TypeError, RuntimeError) as e:
+        raise ValueError(f"cannot load the diffusers UNet in {str(unet_dir)!r} ({one_line(e)})") from None
+    missing = sorted(set(net.state_dict()) - set(shapes))
+    if missing:  # diffusers would start these from a random initialization, with only a warning
+        raise ValueError(f"{weights} lacks weights of the UNet its config describes (e.g. {missing[0]!r})")
+    _check_finite(net, str(unet_dir))
     if scheduler is None:
         if not sched_cfg.is_file():
             raise ValueError(
                 f"{str(path)!r} has no scheduler_config.json; pass scheduler= (e.g. 'DDPMScheduler' or an object)"
             )
-        sc = json.loads(sched_cfg.read_text())
+        sc = read_json(sched_cfg)
+        if not isinstance(sc, dict):
+            raise ValueError(f"{sched_cfg} must hold a JSON object of scheduler settings")
         scheduler = _scheduler(sc.get("_class_name"), sc)
     elif isinstance(scheduler, str):
         scheduler = _scheduler(scheduler, {})
@@ -283,7 +312,9 @@ def _load_factory(spec: str, role, device, weights, output, layer) -> Prior | Su
     obj = obj.to(device).eval()
     if role == "prior":
         return obj
-    return Subject(obj, output=output or "output", layer=layer, meta={"source": f"{spec} + {weights}"}).eval()
+    return Subject(
+        obj, output="output" if output is None else output, layer=layer, meta={"source": f"{spec} + {weights}"}
+    ).eval()
 
 
 def _hub_download(repo_id: str) -> Path:

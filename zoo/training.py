@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_bytes
 from tqdm.auto import tqdm
 
+from simulators.devices import check_device
 from simulators.writes import write_atomic
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -117,8 +118,7 @@ class TrainConfig:
             raise ValueError(f"grad_clip must be a positive number or None, got {clip!r}")
         if not isinstance(self.resume, bool):
             raise ValueError(f"resume must be true or false, got {self.resume!r}")
-        if not isinstance(self.device, str) or not self.device:
-            raise ValueError(f"device must be a device name such as 'cpu' or 'cuda', got {self.device!r}")
+        check_device(self.device, available=False)  # where it runs is checked when training starts
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:
@@ -196,6 +196,7 @@ def train(
         TrainingDiverged: the loss became non-finite; the model is restored to the last good weights and, with a
             ``checkpoint_dir``, that state is on disk.
     """
+    check_device(config.device)
     params = list(model.parameters()) if params is None else params
     opt = torch.optim.Adam(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     history = TrainHistory()

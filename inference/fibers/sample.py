@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 import simulators
@@ -25,6 +24,8 @@ from inference.fibers.refine import RefineOptions, refine_draws
 from inference.fibers.registry import FiberDraws, fiber_method_spec, make_fiber_options
 from inference.options import options_dict
 from inference.results import FiberSamples
+from simulators.devices import check_device
+from simulators.files import load_npy
 from zoo import Prior, Subject
 
 REFERENCE_SEED = 12345  # seed of the default color-MNIST reference set
@@ -52,10 +53,7 @@ def reference_set(spec: str | os.PathLike | torch.Tensor, n: int = 1000) -> torc
         path = Path(spec)
         if not path.is_file():
             raise FileNotFoundError(f"reference {str(spec)!r} is neither 'color-mnist' nor an existing .npy file")
-        try:
-            ref = torch.as_tensor(np.load(path, allow_pickle=False), dtype=torch.float32)
-        except (OSError, ValueError, TypeError) as e:
-            raise ValueError(f"cannot read reference {str(spec)!r} as a numeric .npy array ({e})") from None
+        ref = torch.as_tensor(load_npy(path, "reference images (M, C, H, W)"), dtype=torch.float32)
     if ref.ndim != 4 or len(ref) == 0:
         raise ValueError(
             f"reference {str(spec)[:60]!r} must have shape (M, C, H, W) with M >= 1, got {tuple(ref.shape)}"
@@ -130,6 +128,7 @@ def sample_fibers(
     opts = make_fiber_options(method, options)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"-n must be >= 1, got {n!r}")
+    device = check_device(device)
     subject_name = subject if isinstance(subject, str) else type(subject).__name__
     so = dict(subject_options or {})
     if isinstance(subject, str):
@@ -144,6 +143,7 @@ def sample_fibers(
     x = x.to(device)
     if ref is not None and tuple(ref.shape[1:]) != tuple(x.shape[1:]):
         raise ValueError(f"the reference images have shape {tuple(ref.shape[1:])}, the input {tuple(x.shape[1:])}")
+    _check_range(x, subject)
     if spec.needs_prior:
         check_compatible(prior, subject, x)  # every bad-input error before any sampling
     else:
@@ -174,6 +174,20 @@ def sample_fibers(
     return _package(draws, subject, x, ref, record)
 
 
+def _check_range(x: torch.Tensor, subject: Subject) -> None:
+    """Refuse inputs outside the range the subject records for its inputs (e.g. [0, 1] images given as 0..255)."""
+    r = input_range(subject)
+    if r is None:
+        return
+    lo, hi = r
+    slack = 0.01 * (hi - lo)
+    got = float(x.min()), float(x.max())
+    if got[0] < lo - slack or got[1] > hi + slack:
+        raise ValueError(
+            f"the input's values span [{got[0]:.4g}, {got[1]:.4g}], outside the subject's input range [{lo:g}, {hi:g}]"
+        )
+
+
 def _targets(x: torch.Tensor | int, ref: torch.Tensor | None, source: str | None) -> tuple[torch.Tensor, str]:
     if isinstance(x, int) and not isinstance(x, bool):
         if ref is None:
@@ -195,6 +209,10 @@ def _package(
     draws: FiberDraws, subject: Subject, x: torch.Tensor, ref: torch.Tensor | None, record: dict
 ) -> FiberSamples:
     """The result object: draws, the nearest-neighbour and augmentation baselines, and the provenance ``record``."""
+    if not (bool(torch.isfinite(draws.samples).all()) and bool(torch.isfinite(draws.fiber_loss).all())):
+        raise ValueError(
+            "the fiber samples hold NaN or inf (the guidance diverged): lower gamma or the step sizes; nothing written"
+        )
     baselines, neighbour = {}, None
     if ref is not None:
         nn = nearest_neighbour(subject, x, ref, h_reference=features(subject, ref))

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from simulators import Registry
+from simulators.devices import check_device
 from simulators.writes import write_atomic
 from zoo.architectures import COLOR_MNIST_UNET, build
 from zoo.format import write_zoo_dir
@@ -198,7 +199,7 @@ def train_recipe(
         config["sample_size"] = h
     elif recipe.architecture == "zoo.color-mnist-ae":
         config["size"] = h
-    device = torch.device(device)
+    device = check_device(device)
     net = _init(recipe, config).to(device)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else out.with_name(out.name + ".ckpt")
     tc = TrainConfig(

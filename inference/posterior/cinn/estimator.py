@@ -16,6 +16,7 @@ from inference.estimator_dir import EstimatorFiles, save_estimator
 from inference.posterior.cinn.network import ConditionalINN
 from inference.posterior.misspecification import Misspecification, SummaryMahalanobis
 from simulators import Simulator
+from zoo.bounds import build_checked, check_sizes
 
 
 class CINNPosterior:
@@ -117,13 +118,24 @@ def load_cinn(files: EstimatorFiles) -> CINNEstimator:
     """Rebuild a :class:`CINNEstimator` from its directory (see :meth:`CINNEstimator.save`)."""
     cfg = files.config
     weights = files.directory / "weights.safetensors"
+    shapes = {k: tuple(v.shape) for k, v in files.tensors.items()}
     try:
-        model = ConditionalINN(
-            int(cfg["dim"]), tuple(cfg["element_shape"]), set_valued=bool(cfg["set_valued"]), **cfg["model"]
+        sizes = {"dim": cfg["dim"], "element_shape": cfg["element_shape"], "model": cfg["model"]}
+        check_sizes(sizes, shapes, str(files.directory / "estimator.json"))  # bounded loading (zoo.bounds)
+        model = build_checked(
+            lambda: ConditionalINN(
+                int(cfg["dim"]), tuple(cfg["element_shape"]), set_valued=bool(cfg["set_valued"]), **cfg["model"]
+            ),
+            shapes,
+            str(files.directory),
+            prefix="model.",
         )
         state = {k[len("model.") :]: v for k, v in files.tensors.items() if k.startswith("model.")}
         model.load_state_dict(state)
         score = SummaryMahalanobis.from_state(files.tensors)
+        extra = sorted(set(files.tensors) - {f"model.{k}" for k in state} - set(score.state()))
+        if extra:
+            raise KeyError(f"unexpected tensor {extra[0]!r}")
     except (KeyError, TypeError, RuntimeError) as e:
         raise ValueError(
             f"{weights} does not match {files.directory / 'estimator.json'} ({type(e).__name__}: "

@@ -26,6 +26,7 @@ from inference.posterior.misspecification import SummaryMahalanobis
 from inference.posterior.simulations import SimulationStream, holdout
 from inference.posterior.support import SupportTransform
 from simulators import Simulator
+from simulators.devices import check_device
 from zoo.training import TrainConfig, TrainHistory, train
 
 SMALL_BUDGET = 50_000
@@ -202,7 +203,7 @@ def fit_cinn(
     if not online:
         stream.table = train_rows
     model.set_standardization(*train_rows)
-    device = torch.device(tc.device)
+    device = check_device(tc.device)
     model.to(device)
     theta_val, x_val = theta_val.to(device), x_val.to(device)
     stream.transform = lambda batch: tuple(t.to(device) for t in batch)

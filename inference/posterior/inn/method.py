@@ -19,6 +19,8 @@ from inference.posterior.inn.network import InverseINN, check_labels, upgrade_le
 from inference.posterior.simulations import SimulationStream
 from inference.posterior.support import SupportTransform
 from simulators import Simulator
+from simulators.devices import check_device
+from zoo.bounds import build_checked, check_sizes
 from zoo.training import TrainConfig, train
 
 _PILOT = 20_000  # simulations for the standardization statistics
@@ -85,8 +87,8 @@ class INNOptions:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         for name in ("dim_z", "dim_total"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise ValueError(f"{name} must be an integer >= 0 or None, got {value!r}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be an integer >= 1 or none (automatic), got {value!r}")
         if not (isinstance(self.clamp, int | float) and 0 < self.clamp < math.inf):
             raise ValueError(f"clamp must be a positive finite number, got {self.clamp!r}")
         if isinstance(self.val_size, bool) or not isinstance(self.val_size, int) or self.val_size < 0:
@@ -176,7 +178,9 @@ def load_inn(files: EstimatorFiles) -> INNEstimator:
     """Rebuild an :class:`INNEstimator` from a saved directory (see :func:`inference.load`)."""
     try:
         config, tensors = upgrade_legacy(dict(files.config["network"]), files.tensors)
-        model = InverseINN(**config)
+        shapes = {k: tuple(v.shape) for k, v in tensors.items()}
+        check_sizes(config, shapes, str(files.directory / "estimator.json"))  # bounded loading (zoo.bounds)
+        model = build_checked(lambda: InverseINN(**config), shapes, str(files.directory))
         model.load_state_dict(tensors)
     except (KeyError, TypeError, RuntimeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -230,7 +234,7 @@ def fit_inn(
     o = options or INNOptions()
     lo, tc = o.loss, o.train
     d, m, k, total = _dims(simulator, o)
-    device = torch.device(tc.device)
+    device = check_device(tc.device)
 
     def seed() -> int:
         return int(torch.randint(0, 2**62, (1,), generator=generator))

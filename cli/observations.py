@@ -69,7 +69,7 @@ def read_observations(path: str | Path, simulator: Simulator, *, as_set: bool = 
         rows = _read_csv(path)
         arr = _rows_to_array(rows, size, path, expect)
     elif ext == ".npy":
-        arr = _load_npy(path, f"shape {expect}")
+        arr = _load_npy(path, expect)
         if tuple(arr.shape) == obs_shape:
             arr = arr[None]
         elif tuple(arr.shape[1:]) != obs_shape:
@@ -108,7 +108,7 @@ def _read_sets(path: Path, simulator: Simulator, *, as_set: bool) -> torch.Tenso
             )
         arr = _rows_to_array(_read_csv(path), size, path, expect).reshape(1, -1, *el)
     elif ext == ".npy":
-        arr = _load_npy(path, f"shape (K, {_fmt(el)})")
+        arr = _load_npy(path, f"sets of shape (K, {_fmt(el)})")
         if arr.ndim == len(el) + 1 and tuple(arr.shape[1:]) == el:
             arr = arr[None]
         elif arr.ndim != len(el) + 2 or tuple(arr.shape[2:]) != el:
@@ -164,7 +164,7 @@ def parse_theta(text: str, simulator: Simulator) -> torch.Tensor:
 
 def _load_npy(path: Path, expect: str) -> np.ndarray:
     """A numeric .npy array, never unpickled; ``expect`` says what it should hold (for the error message)."""
-    return load_npy(path, f"numbers of {expect}")
+    return load_npy(path, expect)
 
 
 def _read_csv(path: Path) -> list[list[str]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,13 +11,28 @@ import click
 import torch
 
 import inference
+from simulators.writes import check_folder
 
 LARGEST = 2**63 - 1  # torch sizes and counts are int64
 
 
+class Count(click.IntRange):
+    """A whole number in [minimum, maximum] (a count, size or index); anything else is a usage error that says
+    which numbers the option takes."""
+
+    def _describe_range(self) -> str:
+        return f"x>={self.min}" if self.max == LARGEST else super()._describe_range()
+
+    def convert(self, value, param, ctx):
+        number = click.INT.convert(value, param, ctx)
+        if number > self.max:
+            self.fail(f"{value} is too large (at most {self.max})", param, ctx)
+        return super().convert(number, param, ctx)
+
+
 def count(minimum: int = 1, maximum: int = LARGEST) -> click.IntRange:
     """A whole number in [minimum, maximum] (a count, size or index): anything else is a usage error."""
-    return click.IntRange(minimum, maximum)
+    return Count(minimum, maximum)
 
 
 SEED = click.IntRange(-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed takes
@@ -39,12 +53,7 @@ class FiniteFloat(click.FloatRange):
 def check_out(out: Path, outputs: tuple[str, ...], overwrite: bool) -> None:
     """Before any work: ``out`` can be a folder (it is one, or its first existing ancestor is), and, without
     ``--overwrite``, none of the files a command writes there (glob ``outputs``) exists, links included."""
-    first = out
-    while not os.path.lexists(first) and first != first.parent:
-        first = first.parent
-    if not first.is_dir():
-        raise ValueError(f"--out {out}: {first} is not a folder")
-    if overwrite or first != out:
+    if overwrite or check_folder(out, "--out") != out:
         return
     for pattern in outputs:
         for path in sorted(out.glob(pattern)):

@@ -51,6 +51,9 @@ def load_npy(path: str | os.PathLike, what: str = "") -> np.ndarray:
     complex), not empty; one-line errors naming the file (``what`` says what it should hold)."""
     path = Path(path)
     want = f"; expected {what}" if what else ""
+    with path.open("rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise ValueError(f"{path} is not a NumPy .npy file (it does not start like one){want}")
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as e:

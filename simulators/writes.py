@@ -97,3 +97,19 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_folder(path: str | os.PathLike, what: str = "folder") -> Path:
+    """Check, before any work, that ``path`` is or can become a folder: it is one, or its first existing ancestor
+    is. Returns that ancestor.
+
+    Raises:
+        ValueError: ``path`` or an ancestor is a file (one line naming both).
+    """
+    path = Path(path)
+    first = path
+    while not os.path.lexists(first) and first != first.parent:
+        first = first.parent
+    if not first.is_dir():
+        raise ValueError(f"{what} {path}: {first} is a file, not a folder")
+    return first

@@ -28,7 +28,7 @@ from safetensors.torch import save as save_bytes
 from tqdm.auto import tqdm
 
 from simulators.devices import check_device
-from simulators.writes import write_atomic
+from simulators.writes import check_folder, write_atomic
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -204,6 +204,8 @@ def train(
     checkpoint_dir = config.checkpoint_dir if checkpoint_dir is None else checkpoint_dir
     resume = config.resume if resume is None else resume
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if ckpt is not None:
+        check_folder(ckpt, "checkpoint folder")
     best_state: dict[str, torch.Tensor] | None = None
     if resume and ckpt is not None and (ckpt / CHECKPOINT).exists():
         start, history, best_state = _load_checkpoint(ckpt, model, opt, rng)

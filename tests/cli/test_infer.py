@@ -131,8 +131,8 @@ def test_bad_csv_exits_2_and_writes_nothing(runner, tmp_path, content, message):
 @pytest.mark.parametrize(
     "name, data, message",
     [
-        ("bad.npy", b"\x93NUMPY garbage", "cannot read"),
-        ("bad.json", b"{oops", "cannot read"),
+        ("bad.npy", b"\x93NUMPY garbage", "not a NumPy .npy array"),
+        ("bad.json", b"{oops", "not valid JSON"),
         ("bad.txt", b"1,2", "unknown observation file type"),
         ("shape.json", json.dumps([[1, 2, 3]]).encode(), "expected 2 values"),
     ],

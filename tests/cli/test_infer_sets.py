@@ -55,7 +55,7 @@ def test_npy_sets_of_any_size_in_range(tmp_path):
     [
         ("set.csv", "0.1,1.5\n0.2,1.4\n", False, "pass --as-set"),
         ("big.npy", np.zeros((13, 2)), False, "arm takes sets of 2 to 12"),
-        ("empty.npy", np.zeros((0, 2)), False, "empty set"),
+        ("empty.npy", np.zeros((0, 2)), False, "empty array"),
         ("wide.npy", np.zeros((4, 3)), False, r"expected one set \(K, 2\)"),
         ("wide.csv", "0.1,1.5,0.3\n0.2,1.4,0.1\n", True, "row 0 has 3 values"),
         ("nan.csv", "0.1,1.5\nnan,1.4\n", True, "not finite"),

@@ -69,7 +69,7 @@ def test_refuses_to_overwrite(runner, tmp_path):
         (["-s", "arm", "--sim-option", "bogus=1"], "valid options: variant"),
         (["-s", "arm", "--sim-option", "variant=sideways"], "variant must be"),
         (["-s", "arm", "--option", "variant=cumulative"], "takes simulator options as --sim-option"),
-        (["-s", "arm", "-n", "0"], "positive"),
+        (["-s", "arm", "-n", "0"], "not in the range x>=1"),
     ],
 )
 def test_bad_input_one_line_exit_2(runner, tmp_path, args, message):
@@ -190,7 +190,9 @@ def test_symlinks_at_the_partial_or_output_name_are_never_written_through(tmp_pa
     assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"] and not part.exists()
     dangling = tmp_path / "u.h5"
     dangling.symlink_to(tmp_path / "elsewhere.h5")  # a link to where a file would be created
-    simulators.simulate_table(arm, 300, dangling, seed=0, chunk_size=100, progress=False)
+    with pytest.raises(FileExistsError, match="--overwrite"):  # the user's link is theirs: not replaced unasked
+        simulators.simulate_table(arm, 300, dangling, seed=0, chunk_size=100, progress=False)
+    simulators.simulate_table(arm, 300, dangling, seed=0, chunk_size=100, progress=False, overwrite=True)
     assert not (tmp_path / "elsewhere.h5").exists() and not dangling.is_symlink()
     assert simulators.read_table(dangling)[0].shape == (300, 4)
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from simulators import Registry
 from simulators.devices import check_device
-from simulators.writes import write_atomic
+from simulators.writes import check_folder, write_atomic
 from zoo.architectures import COLOR_MNIST_UNET, build
 from zoo.format import write_zoo_dir
 from zoo.recipes.data import HELD_OUT, colored_digits, data_source, split_digits
@@ -202,6 +202,8 @@ def train_recipe(
     device = check_device(device)
     net = _init(recipe, config).to(device)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else out.with_name(out.name + ".ckpt")
+    check_folder(ckpt, "checkpoint folder")
+    check_folder(out.parent, "--out")
     tc = TrainConfig(
         steps=recipe.steps,
         batch_size=recipe.batch_size,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 
 import pytest
@@ -191,10 +192,16 @@ def test_save_load_round_trip_gives_identical_samples(arm_estimator, tmp_path):
 def test_corrupt_weights_are_a_one_line_error(arm_estimator, tmp_path):
     path = arm_estimator.save(tmp_path / "inn")
     header = json.loads((path / "estimator.json").read_text())
-    header["config"]["network"]["hidden"] = 99
+    header["config"]["network"]["hidden"] = 17  # a plausible width that the weights do not have
     (path / "estimator.json").write_text(json.dumps(header))
-    with pytest.raises(ValueError, match="valid inverse INN"):
+    with pytest.raises(ValueError, match="valid inverse INN|weights do not match the config"):
         inference.load(path)
+    header["config"]["network"]["blocks"] = 10**6  # a crafted size: refused from the header, before any building
+    (path / "estimator.json").write_text(json.dumps(header))
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="blocks = 1000000 is larger than anything its weights hold"):
+        inference.load(path)
+    assert time.perf_counter() - t0 < 2
 
 
 class _BrokenArm(Arm):

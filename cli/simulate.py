@@ -21,7 +21,7 @@ from zoo_cli.scale import cluster_options, dask_client
 )
 @click.option("-n", "n", type=count(), default=10_000, show_default=True, help="Number of simulations.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Base seed (each chunk derives its own).")
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output HDF5 file.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Output HDF5 file.")
 @click.option("--sim-option", "sim_opts", multiple=True, metavar="KEY=VALUE", help="Simulator option, repeatable.")
 @click.option("--option", "opts", multiple=True, hidden=True, help="Not an option of zoo simulate (no method).")
 @click.option("--chunk-size", type=count(), default=None, help="Rows per chunk (bounds memory; default per simulator).")

@@ -33,7 +33,7 @@ from zoo_cli.train_models import prior, subject
 @click.option("--theta-key", default=None, help="Parameters in --simulations: dataset / array, or CSV columns a,b,c.")
 @click.option("--x-key", default=None, help="Observations in --simulations: dataset / array, or CSV columns.")
 @fit_options
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Estimator directory to write.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="Estimator directory to write.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context

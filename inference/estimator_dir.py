@@ -83,9 +83,8 @@ def save_estimator(
         FileExistsError: if ``directory`` exists, is not empty and ``overwrite`` is false.
     """
     target = Path(directory)
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(f"{target} exists and is not a directory")
-    if target.exists() and any(target.iterdir()) and not overwrite:
+    taken = target.is_symlink() or target.exists() and (not target.is_dir() or any(target.iterdir()))
+    if taken and not overwrite:  # with overwrite, a link or file there is replaced (replace_dir), never followed
         raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
     sim = estimator.simulator
     header = {

@@ -104,6 +104,8 @@ def simulate_table(
         "n": int(n),
         "chunk_size": chunk_size,
     }
+    if out.is_dir() and not out.is_symlink():
+        raise ValueError(f"--out {out} is a folder; give the table's file name, e.g. {out / 'table.h5'}")
     if (out.exists() or out.is_symlink()) and not overwrite:
         if resume:  # a finished table: nothing to resume if it is this run's, a clear refusal if it is not
             _check_finished(out, attrs)

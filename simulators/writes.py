@@ -99,14 +99,23 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def check_folder(path: str | os.PathLike, what: str = "folder") -> Path:
+def check_folder(path: str | os.PathLike, what: str = "folder", *, link_ok: bool = True) -> Path:
     """Check, before any work, that ``path`` is or can become a folder: it is one, or its first existing ancestor
     is. Returns that ancestor.
 
+    Arguments:
+        link_ok: accept ``path`` itself being a symbolic link (off for folders at names zoo chooses, such as
+            ``OUT.ckpt``, where a planted link would make zoo write wherever it points).
+
     Raises:
-        ValueError: ``path`` or an ancestor is a file (one line naming both).
+        ValueError: ``path`` or an ancestor is a file, or (``link_ok=False``) ``path`` is a link (one line).
     """
     path = Path(path)
+    if not link_ok and path.is_symlink():
+        raise ValueError(
+            f"{what} {path} is a symbolic link (to {os.readlink(path)}); zoo does not write through links at the "
+            "names it chooses: remove it, or name the real folder"
+        )
     first = path
     while not os.path.lexists(first) and first != first.parent:
         first = first.parent

@@ -205,7 +205,7 @@ def train(
     resume = config.resume if resume is None else resume
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
-        check_folder(ckpt, "checkpoint folder")
+        check_folder(ckpt, "checkpoint folder")  # a file there: one line now, not an OSError at the first save
     best_state: dict[str, torch.Tensor] | None = None
     if resume and ckpt is not None and (ckpt / CHECKPOINT).exists():
         start, history, best_state = _load_checkpoint(ckpt, model, opt, rng)

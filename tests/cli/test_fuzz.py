@@ -112,30 +112,38 @@ def folder(tmp_path_factory) -> Path:
     return f
 
 
-_SETTINGS = dict(
-    deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], database=None
-)
+def fuzz(folder: Path, examples: int) -> collections.Counter:
+    """Run ``examples`` generated cases; returns how they ended (all must be refused)."""
+    before = TALLY.copy()
+
+    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(case=corpus.generated())
+    def refused(case):
+        problem = run_case(*case, folder)
+        assert problem is None, problem
+
+    refused()
+    return TALLY - before
 
 
-@settings(max_examples=DEFAULT_EXAMPLES, **_SETTINGS)
-@given(case=corpus.generated())
-def test_bad_input_is_refused_in_one_line(folder, case):
-    problem = run_case(*case, folder)
-    assert problem is None, problem
+def test_bad_input_is_refused_in_one_line(folder):
+    counts = fuzz(folder, DEFAULT_EXAMPLES)
+    assert counts["refused"] >= DEFAULT_EXAMPLES
 
 
 @pytest.mark.slow
-@settings(max_examples=SLOW_EXAMPLES, **_SETTINGS)
-@given(case=corpus.generated())
-def test_many_bad_inputs_are_refused(folder, case):
-    problem = run_case(*case, folder)
-    assert problem is None, problem
+def test_many_bad_inputs_are_refused(folder):
+    counts = fuzz(folder, SLOW_EXAMPLES)
+    print(f"\ngenerated bad inputs: {sum(counts.values())} tried, {dict(counts)}")
+    assert counts["refused"] >= 1000 and sum(counts.values()) == counts["refused"]
 
 
 @pytest.mark.slow
 def test_every_fixed_case_is_refused(folder):
+    before = TALLY.copy()
     problems = [p for case in corpus.cases() if (p := run_case(*case, folder))]
-    print(f"\nfuzz counts: {dict(TALLY)}")
+    counts = TALLY - before
+    print(f"\nfixed bad inputs: {sum(counts.values())} tried, {dict(counts)}")
     assert not problems, "\n".join(problems)
 
 

@@ -202,7 +202,7 @@ def train_recipe(
     device = check_device(device)
     net = _init(recipe, config).to(device)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else out.with_name(out.name + ".ckpt")
-    check_folder(ckpt, "checkpoint folder")
+    check_folder(ckpt, "checkpoint folder", link_ok=checkpoint_dir is not None)  # OUT.ckpt: never through a link
     check_folder(out.parent, "--out")
     tc = TrainConfig(
         steps=recipe.steps,

@@ -41,7 +41,10 @@ class SupportTransform(nn.Module):
 
     def __init__(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
         super().__init__()
-        lo, hi = torch.as_tensor(lo, dtype=torch.float32), torch.as_tensor(hi, dtype=torch.float32)
+        # bounds given as numbers live on the CPU (also when the module is built on the meta device, to check a saved
+        # config against its weights: zoo.bounds); .to(device) moves them with the module
+        device = lo.device if isinstance(lo, torch.Tensor) else "cpu"
+        lo, hi = (torch.as_tensor(b, dtype=torch.float32, device=device) for b in (lo, hi))
         if lo.shape != hi.shape or lo.ndim != 1 or bool((lo >= hi).any()):
             raise ValueError(f"support bounds must be (D,) with lo < hi, got {lo.tolist()} and {hi.tolist()}")
         self.register_buffer("lo", lo, persistent=False)
@@ -99,10 +102,10 @@ class SupportTransform(nn.Module):
     def from_config(cls, config: dict[str, Any] | None, dim: int) -> SupportTransform:
         """Rebuild from :meth:`config` (``None``: the real line, the identity)."""
         if not config:
-            return cls(torch.full((dim,), -math.inf), torch.full((dim,), math.inf))
+            return cls([-math.inf] * dim, [math.inf] * dim)
         lo = [-math.inf if v is None else float(v) for v in config["lo"]]
         hi = [math.inf if v is None else float(v) for v in config["hi"]]
-        return cls(torch.tensor(lo), torch.tensor(hi))
+        return cls(lo, hi)
 
     @classmethod
     def for_simulator(cls, simulator: object) -> SupportTransform:

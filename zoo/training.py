@@ -229,9 +229,11 @@ def train(
             finite = _clip_gradients(params, config.grad_clip)
         if finite:
             bad_steps = 0
+            # the last good weights are these, which gave a finite loss and gradient, not the ones their update
+            # makes (a learning rate that blows the weights up makes finite but useless ones; resuming from those
+            # diverged again at once)
+            last_good = _clone_state(model)
             opt.step()
-            if step % 10 == 0:
-                last_good = _clone_state(model)
             for k, v in terms.items():
                 window[k] = window.get(k, 0.0) + float(v.detach())
             n_window += 1

@@ -87,3 +87,27 @@ def test_checkpoints_never_write_through_planted_symlinks(tmp_path):
     counted = lambda batch, step: steps_run.append(step) or loss_fn(batch, step)  # noqa: E731
     train(model, counted, lambda step: None, config=resumed, val_loss=val, checkpoint_dir=ckpt, progress=False)
     assert steps_run == list(range(20, 30))  # went on from the checkpoint at step 20
+
+
+def test_after_a_blow_up_the_kept_weights_are_the_last_that_gave_a_finite_loss_and_resume_trains_on(tmp_path):
+    """lr = 1e30: the first update makes finite weights of ~1e30 whose loss overflows. The checkpoint keeps the
+    weights before that update (not the blown-up ones), and resuming from it with a sane learning rate converges."""
+    model, loss_fn = _regression(set())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(TrainingDiverged, match="step 1;"):
+        train(
+            model,
+            loss_fn,
+            lambda step: None,
+            config=TrainConfig(steps=50, lr=1e30),
+            checkpoint_dir=ckpt,
+            progress=False,
+        )
+    from safetensors.torch import load_file
+
+    saved = load_file(str(ckpt / "checkpoint.safetensors"))
+    assert all(torch.equal(saved[f"model.{k}"], v) for k, v in before.items())  # the weights that gave step 0's loss
+    resumed = TrainConfig(steps=300, lr=0.05, schedule="constant", resume=True)
+    history = train(model, loss_fn, lambda step: None, config=resumed, checkpoint_dir=ckpt, progress=False)
+    assert history.skipped_steps == 1 and model.weight.item() == pytest.approx(3.0, abs=1e-2)  # the one skip: before

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -81,6 +82,17 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def _load_npz(p: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if not zipfile.is_zipfile(p):
+        raise ValueError(f"{str(p)!r} is not an .npz archive (NumPy's zip of arrays)")
+    try:
+        return _npz_digits(p, split)
+    except ValueError as e:
+        if "allow_pickle" not in str(e) and "pickled" not in str(e):
+            raise
+        raise ValueError(f"{str(p)!r} holds Python objects (pickled data), which zoo never loads") from None
+
+
+def _npz_digits(p: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     with np.load(p, allow_pickle=False) as z:
         key = next((k for k in (f"x_{split}", "images", "x") if k in z), None)
         if key is None:

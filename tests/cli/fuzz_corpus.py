@@ -171,6 +171,8 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
     "check": (["check", "--n", "2", "--steps", "1"], {"--n": "count", "--steps": "count", "--seed": "seed"}),
 }
 
+METHODS = ("abc", "cinn", "inn", "nuts")  # posterior methods with a base invocation below (a contract test checks)
+FIBER_METHODS = ("ndtm", "conditional")
 TOO_BIG = str(2**70)
 NOT_INT = ["abc", "2.5", "1e-320", "", "1_000x", "0x10", "nan", "inf", TOO_BIG, "-" + TOO_BIG]
 
@@ -231,7 +233,8 @@ BAD["estimator_dir"] += [f"{{F}}/est-{n}" for n in ("method", "format", "version
 BAD["estimator_dir"] += [f"{{F}}/est-{n}" for n in ("usercode", "extratensor", "dim")]
 BAD["estimator_dir"] += ["{F}/missing", "{F}/afile", "{F}/dangling"]
 BAD["result_file"] = [f"{{F}}/{n}" for n in ("garbage.nc", "empty.nc", "truncated.nc", "flipped.nc", "table.h5")]
-BAD["result_file"] += [f"{{F}}/{n}" for n in ("flipped2.nc", "flipped3.nc", "missing.nc", "obs.npy")]
+BAD["result_file"] += [f"{{F}}/{n}" for n in ("flipped2.nc", "flipped3.nc", "missing.nc", "obs.npy", "noattrs.nc")]
+BAD["result_file"] += [f"{{F}}/{n}" for n in ("calibration-noattrs.nc", "foreign.nc")]
 BAD["result_file"] += ["{F}/adir"]
 _MODELS = ("empty", "nozoojson", "badjson", "arch", "role", "noweights", "emptyweights", "nanweights", "latent")
 _MODELS += ("garbageweights", "shapes", "diffusers-empty", "version", "bigconfig")
@@ -308,9 +311,11 @@ def _options(method: str, owner: str = "method") -> list[str]:
 
 def option_kinds() -> None:
     """Fill the ``*_option`` kinds (imports the library, so called when the suite starts, not at import)."""
-    for method in ("abc", "cinn", "inn", "nuts"):
+    for method in METHODS:
         BAD[f"{method}_option"] = _options(method)
-    for method in ("ndtm", "conditional"):
+    for method in ("cinn", "inn"):  # the plain names of nested settings, and an overflowing learning rate
+        BAD[f"{method}_option"] += ["steps=0", "lr=1e39", "lr=0", "batch_size=0", "restarts=abc"]
+    for method in FIBER_METHODS:
         BAD[f"{method}_option"] = _options(method, "fiber")
 
 
@@ -459,6 +464,16 @@ def _tables(f: Path) -> None:
 
 
 def _results(f: Path) -> None:
+    import h5py
+
+    for src, name in (("posterior.nc", "noattrs.nc"), ("calibration.nc", "calibration-noattrs.nc")):
+        shutil.copy(FIXTURES / src, f / name)
+        with h5py.File(f / name, "a") as h:  # a zoo result whose attributes went missing
+            for key in list(h.attrs):
+                if key not in ("_NCProperties",):
+                    del h.attrs[key]
+    with h5py.File(f / "foreign.nc", "w") as h:  # a NetCDF-like HDF5 file that zoo did not write
+        h["temperature"] = np.zeros(3)
     data = (FIXTURES / "posterior.nc").read_bytes()
     (f / "truncated.nc").write_bytes(data[: len(data) // 2])
     for i, name in enumerate(("flipped.nc", "flipped2.nc", "flipped3.nc")):

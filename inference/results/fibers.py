@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from inference.results import netcdf
-from inference.results.netcdf import Group, ResultFile
+from inference.results.netcdf import Group, ResultFile, attr_json
 from inference.results.posterior import as_numpy, now, provenance, versions, x_dim_names
 
 
@@ -158,7 +158,7 @@ class FiberSamples(ResultFile):
             method=str(attrs["method"]),
             subject=str(attrs["subject"]),
             prior=str(attrs["prior"]),
-            method_options=json.loads(attrs.get("method_options", "{}")),
+            method_options=attr_json(attrs.get("method_options", "{}")),
             seed=None if seed < 0 else seed,
             wall_time_s=float(attrs.get("wall_time_s", float("nan"))),
             traces={k: v for k, v in ss.items() if k != "fiber_loss"},

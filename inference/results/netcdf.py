@@ -9,13 +9,17 @@ xarray. Files are written to a ``mkstemp`` name in the target folder and renamed
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from simulators.files import parse_json
 from simulators.writes import follow_umask, temporary
 
 ENGINE = "h5netcdf"
@@ -125,12 +129,15 @@ def read(path: str | os.PathLike, formats: tuple[str, ...], *, kind: str) -> tup
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"result file {path} does not exist")
-    try:
-        tree = xr.open_datatree(path, engine=ENGINE)
-    except Exception as e:  # h5netcdf / h5py raise OSError or their own types for foreign files
-        raise ValueError(f"{path} is not a readable NetCDF4 result file ({type(e).__name__})") from e
-    with tree:
-        tree = tree.load()
+    failure = None
+    with _quiet_cleanup():
+        try:
+            with xr.open_datatree(path, engine=ENGINE) as opened:
+                tree = opened.load()
+        except Exception as e:  # h5netcdf / h5py raise OSError or their own types for damaged or foreign files
+            failure = type(e).__name__
+    if failure is not None:
+        raise ValueError(f"{path} is not a readable NetCDF4 result file ({failure})")
     attrs = dict(tree.attrs)
     if attrs.get("zoo_format") not in formats:
         raise ValueError(f"{path} is not a zoo {kind} file (no zoo_format={formats[0]!r} attribute)")
@@ -145,6 +152,19 @@ def read(path: str | os.PathLike, formats: tuple[str, ...], *, kind: str) -> tup
     return attrs, groups
 
 
+@contextlib.contextmanager
+def _quiet_cleanup() -> Iterator[None]:
+    """Collect the half-opened file objects a failed open leaves behind, without the tracebacks their ``__del__``
+    would print (h5netcdf's ``File.close`` on an object whose ``__init__`` failed on a damaged file)."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        yield
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+
 def to_inference_data(attrs: Mapping[str, Any], groups: Mapping[str, Group]) -> Any:
     """The result in ArviZ's own container: an ``arviz.InferenceData`` with arviz 0.x, the ``xarray.DataTree`` that
     arviz 1.x works on directly (``arviz.summary(dt)``, ``arviz_plots.plot_ecdf_pit(dt, group="prior_sbc")``)."""
@@ -154,3 +174,8 @@ def to_inference_data(attrs: Mapping[str, Any], groups: Mapping[str, Group]) -> 
     if not hasattr(az, "InferenceData"):  # arviz >= 1: DataTree is the container
         return tree
     return az.InferenceData(attrs=dict(tree.attrs), **{name: tree[name].to_dataset() for name in tree.children})
+
+
+def attr_json(text: Any) -> Any:
+    """A file attribute holding JSON; damage (invalid, or nested too deeply: a crafted file) is a ``ValueError``."""
+    return parse_json(str(text), "an attribute of the result file")

@@ -32,7 +32,7 @@ import torch
 
 import zoo
 from inference.results import netcdf
-from inference.results.netcdf import Group, ResultFile
+from inference.results.netcdf import Group, ResultFile, attr_json
 
 FORMAT = netcdf.POSTERIOR
 FORMAT_VERSION = netcdf.FORMAT_VERSION
@@ -263,7 +263,7 @@ class PosteriorSamples(ResultFile):
     @classmethod
     def from_layout(cls, attrs: dict[str, Any], groups: dict[str, Group]) -> PosteriorSamples:
         """Rebuild from the plain data of a file (:func:`inference.results.netcdf.read`)."""
-        names = tuple(json.loads(attrs["param_names"]))
+        names = tuple(attr_json(attrs["param_names"]))
         post = groups["posterior"].variables
         draws = np.stack([post[p][1] for p in names], -1)
         prior = None
@@ -273,7 +273,7 @@ class PosteriorSamples(ResultFile):
         predictive = groups["posterior_predictive"].variables["x"][1] if "posterior_predictive" in groups else None
         stats = {k: v for k, (_, v) in groups["sample_stats"].variables.items()} if "sample_stats" in groups else {}
         truth = groups["constant_data"].variables["theta_true"][1] if "constant_data" in groups else None
-        obs_names = json.loads(attrs.get("observation_names", "null"))
+        obs_names = attr_json(attrs.get("observation_names", "null"))
         budget, seed = int(attrs.get("budget", -1)), int(attrs.get("seed", -1))
         return cls(
             draws=draws,
@@ -281,8 +281,8 @@ class PosteriorSamples(ResultFile):
             observation=groups["observed_data"].variables["x"][1],
             method=str(attrs["method"]),
             simulator=str(attrs["simulator"]),
-            simulator_options=json.loads(attrs.get("simulator_options", "{}")),
-            method_options=json.loads(attrs.get("method_options", "{}")),
+            simulator_options=attr_json(attrs.get("simulator_options", "{}")),
+            method_options=attr_json(attrs.get("method_options", "{}")),
             budget=None if budget < 0 else budget,
             seed=None if seed < 0 else seed,
             wall_time_s=float(attrs.get("wall_time_s", float("nan"))),
@@ -291,7 +291,7 @@ class PosteriorSamples(ResultFile):
             prior_draws=prior,
             predictive=predictive,
             sample_stats=stats,
-            notes=json.loads(attrs.get("notes", "[]")),
+            notes=attr_json(attrs.get("notes", "[]")),
             created=str(attrs.get("created_at", "")),
             versions={"zoo": str(attrs.get("zoo_version", "")), "torch": str(attrs.get("torch_version", ""))},
         )

@@ -95,3 +95,12 @@ def test_crafted_export_program_is_not_opened_without_trust_code(tmp_path):
     assert refused.returncode == 2 and not marker.exists(), refused.stderr
     assert "refusing to load torch.export program" in refused.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out").exists()
+
+
+def test_fiber_help_names_the_consent_code_files_need():
+    from click.testing import CliRunner
+
+    from zoo_cli.main import main
+
+    text = " ".join(CliRunner().invoke(main, ["fiber", "--help"]).output.split())
+    assert "TorchScript / torch.export file (--trust-code)" in text and "docs/security.md" in text

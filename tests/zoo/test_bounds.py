@@ -98,3 +98,21 @@ def test_shipped_estimators_and_models_pass_the_bounds():
         assert inference.load(name).method
     for name in zoo.registry.names():
         assert zoo.load(name) is not None
+
+
+def test_a_sparse_40_gb_weight_file_is_refused_before_it_is_read(tmp_path):
+    """A zoo model directory whose model.safetensors claims one of its tensors is 40 GB (a sparse file, so the header
+    fits the file): refused from the header and a build on the meta device, without reading the 40 GB."""
+    src = Path(zoo.__file__).parent / "weights" / "color-mnist-ae"
+    d = tmp_path / "sparse"
+    shutil.copytree(src, d)
+    first = next(iter(header_shapes(d / "model.safetensors")))
+    n = 10 * 2**30  # float32 elements: 40 GiB
+    header = json.dumps({first: {"dtype": "F32", "shape": [n], "data_offsets": [0, 4 * n]}}).encode()
+    with (d / "model.safetensors").open("wb") as f:
+        f.write(struct.pack("<Q", len(header)) + header)
+        f.truncate(8 + len(header) + 4 * n)
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="larger than anything|do not match the config"):
+        zoo.load(d, role="subject")
+    assert time.perf_counter() - t0 < 2

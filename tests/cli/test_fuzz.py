@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fuzz_corpus as corpus  # noqa: E402
+import fuzz_files  # noqa: E402
 
 from zoo_cli.main import main  # noqa: E402
 
@@ -114,7 +115,7 @@ def run_case(command: str, flag: str, value: str, folder: Path) -> str | None:
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     f = tmp_path_factory.mktemp("fuzz") / "corpus"
-    corpus.write_corpus(f)
+    fuzz_files.write_corpus(f)
     return f
 
 
@@ -178,7 +179,7 @@ if __name__ == "__main__":  # every fixed case, with a list of what failed
 
     with tempfile.TemporaryDirectory() as tmp:
         f = Path(tmp) / "corpus"
-        corpus.write_corpus(f)
+        fuzz_files.write_corpus(f)
         t0 = time.monotonic()
         all_cases = corpus.cases()
         only = sys.argv[1:]

@@ -70,6 +70,69 @@ def write_atomic(path: str | os.PathLike, tree: Any, *, overwrite: bool = False)
     return _atomic(path, lambda tmp: tree.to_netcdf(tmp, engine=ENGINE, mode="w"), overwrite=overwrite)
 
 
+def write_streamed(
+    path: str | os.PathLike,
+    layout: Mapping[str, Any],
+    first: Mapping[str, np.ndarray],
+    n: int,
+    chunk: int,
+    fill: Any,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write a result of ``n`` observations whose data arrive in slices, with bounded memory: the file is laid out
+    from ``layout`` (root ``attrs``; per group ``dims`` of each variable, ``attrs``, coordinate names) and the arrays
+    of the first slice ``first`` (``group/variable``, ``group@coordinate``), every variable with an ``observation``
+    axis sized ``n``, compressed (gzip 1, shuffle) and chunked by ``chunk`` observations; then
+    ``fill(write)`` calls ``write(group, variable, start, stop, data)`` for each slice. Atomic like :func:`write`."""
+    import h5netcdf
+
+    def write_to(tmp: str) -> None:
+        with h5netcdf.File(tmp, "w") as f:
+            f.attrs.update(layout["attrs"])
+            for name, g in layout["groups"].items():
+                grp = f.create_group(name)
+                sizes: dict[str, int] = {}
+                for var, dims in g["dims"].items():
+                    sizes.update(
+                        (d, n if d == "observation" else s) for d, s in zip(dims, first[f"{name}/{var}"].shape)
+                    )
+                grp.dimensions = sizes
+                for d in sizes:
+                    values = np.arange(n) if d == "observation" else first.get(f"{name}@{d}")
+                    if values is not None:
+                        _variable(grp, d, (d,), values, None)
+                for var, dims in g["dims"].items():
+                    data = first[f"{name}/{var}"]
+                    chunks = tuple(min(chunk, n) if d == "observation" else sizes[d] for d in dims)
+                    _variable(grp, var, tuple(dims), None if "observation" in dims else data, chunks, data.dtype)
+                grp.attrs.update(g["attrs"])
+
+            def write(group: str, var: str, start: int, stop: int, data: np.ndarray) -> None:
+                dims = layout["groups"][group]["dims"][var]
+                if "observation" in dims:
+                    index = [slice(None)] * len(dims)
+                    index[dims.index("observation")] = slice(start, stop)
+                    f[group][var][tuple(index)] = data
+
+            fill(write)
+
+    return _atomic(path, write_to, overwrite=overwrite)
+
+
+def _variable(grp: Any, name: str, dims: tuple[str, ...], data: Any, chunks: Any, dtype: Any = None) -> Any:
+    """A variable of an h5netcdf group: strings as variable-length text, numbers compressed when chunked."""
+    arr = None if data is None else np.asarray(data)
+    dtype = dtype if arr is None else arr.dtype
+    if np.dtype(dtype).kind == "U":
+        import h5py
+
+        text = None if arr is None else arr.astype(object)
+        return grp.create_variable(name, dims, dtype=h5py.string_dtype(), data=text)
+    extra = {"chunks": chunks, "compression": "gzip", "compression_opts": 1, "shuffle": True} if chunks else {}
+    return grp.create_variable(name, dims, dtype=dtype, data=arr, **extra)
+
+
 def write_text(path: str | os.PathLike, text: str, *, overwrite: bool = False) -> Path:
     """Write a text file beside a result (e.g. ``calibration.md``) through a ``mkstemp`` temporary, then rename."""
     return _atomic(path, lambda tmp: Path(tmp).write_text(text), overwrite=overwrite)
@@ -112,13 +175,16 @@ class ResultFile:
         return write(path, *self.layout(), overwrite=overwrite)
 
 
-def read(path: str | os.PathLike, formats: tuple[str, ...], *, kind: str) -> tuple[dict[str, Any], dict[str, Group]]:
+def read(
+    path: str | os.PathLike, formats: tuple[str, ...], *, kind: str, select: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Group]]:
     """Read a result file into plain data: root attributes and groups of NumPy arrays.
 
     Arguments:
         path: the file.
         formats: the ``zoo_format`` tags the caller reads (e.g. ``("zoo.posterior", "zoo.calibration")``).
         kind: what the caller reads, for messages (``"posterior"``, ``"fiber"``).
+        select: positions to read along dimensions (``{"observation": [0, 5]}``); only those are read from disk.
 
     Raises:
         FileNotFoundError: no such file.
@@ -133,6 +199,9 @@ def read(path: str | os.PathLike, formats: tuple[str, ...], *, kind: str) -> tup
     with _quiet_cleanup():
         try:
             with xr.open_datatree(path, engine=ENGINE) as opened:
+                if select:
+                    pick = dict(select)
+                    opened = opened.map_over_datasets(lambda ds: ds.isel({d: pick[d] for d in pick if d in ds.dims}))
                 tree = opened.load()
         except Exception as e:  # h5netcdf / h5py raise OSError or their own types for damaged or foreign files
             failure = type(e).__name__

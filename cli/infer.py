@@ -14,8 +14,11 @@ import click
 import torch
 
 import inference
+from inference.batch import PARTITION
+from inference.results import read_posterior
 from zoo_cli.observations import check_sources, read_sources
 from zoo_cli.options import SEED, check_out, count, estimator_choice, fit_options, source_options
+from zoo_cli.scale import cluster_options, dask_client
 
 OUTPUTS = ("posterior.nc", "corner*.png", "arm*.png")  # what zoo infer may write (inference.plots.result_figures)
 
@@ -38,7 +41,22 @@ OUTPUTS = ("posterior.nc", "corner*.png", "arm*.png")  # what zoo infer may writ
 @click.option(
     "--n-samples", "-n", type=count(), default=1000, show_default=True, help="Posterior draws per observation."
 )
-@click.option("--n-resim", type=count(0), default=200, show_default=True, help="Draws per observation to re-simulate.")
+@click.option(
+    "--n-resim",
+    type=count(0),
+    default=None,
+    help="Draws per observation to re-simulate (default 200; 0 in partitioned runs, where it costs a simulation per "
+    "draw).",
+)
+@click.option(
+    "--partition",
+    type=count(),
+    default=None,
+    help=f"Observations per partition: draw partition by partition into one compressed file, resumable (default "
+    f"{PARTITION} when there are more observations, or with --workers / --scheduler / --resume).",
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted partitioned run from its finished partitions.")
+@cluster_options
 @fit_options
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (posterior.nc, figures) in --out.")
@@ -57,6 +75,10 @@ def infer(**o: Any) -> None:
     choice = estimator_choice(o, generator)
     sim = choice.simulator
     x_o, theta, truth = read_sources(o, sim)
+    batch = o["partition"] or o["workers"] or o["scheduler"] or o["resume"]
+    if batch or (x_o is not None and len(x_o) > PARTITION):
+        return _partitioned(o, choice, x_o, truth)
+    o["n_resim"] = 200 if o["n_resim"] is None else o["n_resim"]
     if choice.source == "shipped" and not o["quiet"]:
         click.echo(choice.describe())
     result = inference.infer(
@@ -81,3 +103,53 @@ def infer(**o: Any) -> None:
     click.echo(f"wrote {', '.join(written)}")
     for line in result.describe():
         click.echo(line)
+
+
+def _partitioned(o: dict[str, Any], choice: Any, x_o: torch.Tensor | None, truth: torch.Tensor | None) -> None:
+    """Many observations: :func:`inference.batch.infer_batch`, in this process or on a Dask cluster."""
+    from inference.batch import infer_batch, misspecified
+
+    if x_o is None:
+        raise click.UsageError(
+            "a partitioned run (--partition / --workers / --scheduler / --resume) reads --observation"
+        )
+    ref = {"loaded": o["estimator"], "shipped": choice.name}.get(choice.source)
+    if ref is None and (o["workers"] or o["scheduler"]):
+        raise click.UsageError(
+            "workers load the estimator from its folder: train it first (zoo train), --estimator DIR"
+        )
+    path = o["out"] / "posterior.nc"
+    with dask_client(o["workers"], o["scheduler"]) as client:
+        infer_batch(
+            ref if ref is not None else choice.estimator,
+            x_o,
+            path,
+            n_samples=o["n_samples"],
+            seed=o["seed"],
+            theta_true=truth,
+            n_predictive=o["n_resim"] or 0,
+            partition=o["partition"] or PARTITION,
+            client=client,
+            trust_code=o["trust_code"],
+            resume=o["resume"],
+            overwrite=o["overwrite"],
+            progress=not o["quiet"],
+        )
+    first = read_posterior(path, observations=slice(0, 4))  # the summary and figures show the first observations
+    written = [str(path)]
+    if not o["no_plots"]:
+        from inference import plots
+
+        written += plots.save_figures(plots.result_figures(first, choice.simulator), o["out"])
+    n, flagged = misspecified(path)
+    click.echo(f"wrote {', '.join(written)} ({n} observations)")
+    if flagged:
+        click.echo(
+            f"note: {flagged} of {n} observations have a misspecification p-value below 0.01 (about {n // 100} "
+            "expected by chance); read them with inference.results.read_posterior(path, observations=...)",
+            err=True,
+        )
+    for line in first.describe()[:12]:
+        click.echo(line)
+    if n > first.n_observations:
+        click.echo(f"... and {n - first.n_observations} more observations in {path}")

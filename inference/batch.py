@@ -143,6 +143,18 @@ def partition_layout(
     return arrays
 
 
+def misspecified(path: str | os.PathLike, level: float = 0.01) -> tuple[int, int]:
+    """``(observations, how many have a misspecification p-value below level)`` of a result file, read from disk."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        n = int(f["observed_data"]["x"].shape[0])
+        stats = f.get("sample_stats")
+        if stats is None or "misspecification_pvalue" not in stats:
+            return n, 0
+        return n, int((stats["misspecification_pvalue"][()] < level).sum())
+
+
 # -- running partitions ------------------------------------------------------------------------------------------
 
 
@@ -259,4 +271,4 @@ def _plain(attrs: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in attrs.items()}
 
 
-__all__ = ["PARTITION", "infer_batch", "partition_layout"]
+__all__ = ["PARTITION", "infer_batch", "misspecified", "partition_layout"]

@@ -70,3 +70,33 @@ def test_cli_workers_gives_the_same_table(tmp_path):
     assert both.exit_code == 2 and "not both" in both.output and not (tmp_path / "c.h5").exists()
     zero = runner.invoke(main, [*base, "--workers", "0", "--out", str(tmp_path / "d.h5")])
     assert zero.exit_code == 2 and "--workers" in zero.output
+
+
+def test_tissue_live_monte_carlo_is_the_same_with_two_one_or_no_workers(tmp_path):
+    """The issue's case: the tissue simulator's live Monte Carlo source (small photon counts to stay fast)."""
+    runner = CliRunner()
+    base = ["simulate", "-s", "tissue", "--sim-option", "source=live", "--sim-option", "photons=300", "-n", "24"]
+    base += ["--chunk-size", "6", "-q"]
+    for name, extra in (("none.h5", []), ("one.h5", ["--workers", "1"]), ("two.h5", ["--workers", "2"])):
+        r = runner.invoke(main, [*base, *extra, "--out", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+    _same(tmp_path / "none.h5", tmp_path / "one.h5")
+    _same(tmp_path / "none.h5", tmp_path / "two.h5")
+
+
+def test_a_killed_run_resumed_with_two_workers_is_the_same_table(tmp_path, sigkill_when):
+    import subprocess
+    import sys
+
+    zoo = [sys.executable, "-c", "from zoo_cli.main import main; main()", "simulate", "-s", "arm", "-n", "400000"]
+    zoo += ["--chunk-size", "20000", "--seed", "6", "-q"]
+    subprocess.run([*zoo, "--out", str(tmp_path / "whole.h5")], check=True, capture_output=True)
+    out = tmp_path / "t.h5"
+    part = simulators.table.partial_path(out)
+    done = lambda: part.is_dir() and len(list(part.glob("chunk-*.npz"))) >= 3  # noqa: E731
+    assert sigkill_when([*zoo, "--out", str(out)], done, 0.0, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert not out.exists() and part.is_dir()
+    r = subprocess.run([*zoo, "--out", str(out), "--resume", "--workers", "2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    _same(tmp_path / "whole.h5", out)
+    assert not part.exists()

@@ -3,7 +3,8 @@
 Rows: simulations/s of a slow user simulator (``--slow-ms`` ms per call, one parameter vector at a time) and of the
 tissue simulator's live Monte Carlo source through ``simulators.simulate_table``; posterior draws/s of ``zoo infer``'s
 partitioned pipeline (``inference.batch.infer_batch``, the shipped ``arm-cinn``) over ``--observations``
-observations x ``--draws`` draws, with the file size and the time to read one observation back. Each row is a ratio
+observations x ``--draws`` draws, with the file size and the time to read one observation back; training steps/s of
+``zoo train --nproc 1`` and ``--nproc 2`` (data parallel, torch.distributed with gloo). Each row is a ratio
 to the one-process run; workers are ``distributed.LocalCluster`` processes with one thread each, started before the
 clock. The machine's core count is printed: on 2 cores two workers can at best double the rate.
 
@@ -83,26 +84,52 @@ def posterior_rows(n_obs: int, draws: int, folder: Path) -> tuple[list[tuple[str
     return rows, notes
 
 
+def training_rows(steps: int, budget: int, folder: Path) -> list[tuple[str, int, float]]:
+    """Training steps/s of ``zoo train -s arm -m cinn`` (one restart) in 1 and 2 data-parallel processes, from the
+    training time the estimator records (process start-up excluded)."""
+    import json
+    import subprocess
+    import sys
+
+    rows = []
+    for nproc in (1, 2):
+        out = folder / f"cinn-{nproc}"
+        cmd = [sys.executable, "-c", "from zoo_cli.main import main; main()", "train", "-s", "arm", "-m", "cinn"]
+        cmd += ["-b", str(budget), "--option", f"steps={steps}", "--option", "restarts=1", "-q", "-o", str(out)]
+        subprocess.run([*cmd, "--nproc", str(nproc)], check=True, capture_output=True)
+        info = json.loads((out / "estimator.json").read_text())["config"]["training"]
+        rows.append((f"cinn training steps (batch 512, {budget} sims)", nproc, steps / info["seconds"]))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--observations", type=int, default=100_000)
+    ap.add_argument("--observations", type=int, default=20_000)
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--slow-ms", type=float, default=10.0)
     ap.add_argument("--slow-n", type=int, default=1000)
-    ap.add_argument("--tissue-n", type=int, default=200)
+    ap.add_argument("--tissue-n", type=int, default=60)
+    ap.add_argument("--train-steps", type=int, default=1000)
+    ap.add_argument("--parts", default="simulate,posterior,train", help="comma-separated subset to run")
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows: list[tuple[str, int, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        rows += simulation_rows(
-            f"slow user simulator ({args.slow_ms:g} ms/call)", _slow_simulator(args.slow_ms), args.slow_n, 50, folder
-        )
-        tissue = simulators.get("tissue", source="live", photons=2000)
-        rows += simulation_rows("tissue live Monte Carlo", tissue, args.tissue_n, 20, folder)
-        post, notes = posterior_rows(args.observations, args.draws, folder)
-        rows += post
-    print(f"\nmachine: {os.cpu_count()} cores; workers are local Dask processes with one torch thread each\n")
+        notes: list[str] = []
+        parts = args.parts.split(",")
+        if "simulate" in parts:
+            slow = _slow_simulator(args.slow_ms)
+            rows += simulation_rows(f"slow user simulator ({args.slow_ms:g} ms/call)", slow, args.slow_n, 50, folder)
+            tissue = simulators.get("tissue", source="live", photons=2000)
+            rows += simulation_rows("tissue live Monte Carlo", tissue, args.tissue_n, 20, folder)
+        if "posterior" in parts:
+            post, notes = posterior_rows(args.observations, args.draws, folder)
+            rows += post
+        if "train" in parts:
+            rows += training_rows(args.train_steps, 20_000, folder)
+    print(f"\nmachine: {os.cpu_count()} cores; workers are local Dask processes (training: torch.distributed")
+    print("processes, gloo), each with one torch thread; 'none' = this process\n")
     print(f"| {'what':<44} | {'workers':>7} | {'per second':>12} | {'vs one process':>14} |")
     print(f"|{'-' * 46}|{'-' * 9}|{'-' * 14}|{'-' * 16}|")
     base = {}
@@ -112,7 +139,6 @@ def main() -> None:
         print(f"| {what:<44} | {label:>7} | {rate:>12.4g} | {rate / base[what]:>13.2f}x |")
     for line in notes:
         print(f"\n{line}")
-    print("\nTraining across processes (DDP, --nproc) is not implemented yet: no row.")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from simulators.devices import check_device
 from simulators.writes import check_folder, write_atomic
+from zoo import distributed
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -206,6 +207,7 @@ def train(
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
         check_folder(ckpt, "checkpoint folder")  # a file there: one line now, not an OSError at the first save
+    distributed.broadcast_parameters(model)
     best_state: dict[str, torch.Tensor] | None = None
     if resume and ckpt is not None and (ckpt / CHECKPOINT).exists():
         start, history, best_state = _load_checkpoint(ckpt, model, opt, rng)
@@ -222,10 +224,11 @@ def train(
             group["lr"] = config.lr * lr_factor(step, config)
         terms = loss_fn(batches(step), step)
         loss = terms["loss"]
-        finite = bool(torch.isfinite(loss))
+        finite = distributed.all_finite(bool(torch.isfinite(loss)), loss.device)  # every rank steps, or none
         if finite:
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.average_gradients(params)  # data parallel: the gradient of all ranks' batches
             finite = _clip_gradients(params, config.grad_clip)
         if finite:
             bad_steps = 0
@@ -318,7 +321,9 @@ def _save_checkpoint(
 ) -> None:
     """One file, replaced atomically, so that a kill at any moment leaves the previous checkpoint or this one, never a
     mix: weights (``model.*``), best validation weights (``best.*``), optimizer tensors (``opt.*``), and as metadata
-    the step, history, optimizer scalars and the batch generator's state."""
+    the step, history, optimizer scalars and the batch generator's state. Across processes, rank 0 writes it."""
+    if distributed.rank() != 0:
+        return
     tensors = {f"model.{k}": v for k, v in _clone_state(model).items()}
     opt_tensors, opt_meta = _flatten_optimizer(opt)
     tensors.update({f"opt.{k}": v for k, v in opt_tensors.items()})

@@ -27,6 +27,7 @@ from inference.posterior.simulations import SimulationStream, holdout
 from inference.posterior.support import SupportTransform
 from simulators import Simulator
 from simulators.devices import check_device
+from zoo import distributed
 from zoo.training import TrainConfig, TrainHistory, train
 
 SMALL_BUDGET = 50_000
@@ -202,6 +203,9 @@ def fit_cinn(
         train_rows = stream.draw(_PILOT if online else budget - n_val)
     if not online:
         stream.table = train_rows
+    if distributed.active():  # data parallel: each rank its own batches, together the one-process batch size
+        stream.generator = distributed.rank_generator(gen)
+        stream.batch_size = max(1, tc.batch_size // distributed.size())
     model.set_standardization(*train_rows)
     device = check_device(tc.device)
     model.to(device)
@@ -241,7 +245,7 @@ def fit_cinn(
             val_loss=val_loss,
             checkpoint_dir=_checkpoints(tc, r),
             progress=progress,
-            rng=gen,
+            rng=stream.generator,
             desc="cinn" if tc.restarts == 1 else f"cinn {r + 1}/{tc.restarts}",
         )
         if tc.restarts > 1:

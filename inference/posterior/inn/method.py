@@ -20,6 +20,7 @@ from inference.posterior.simulations import SimulationStream
 from inference.posterior.support import SupportTransform
 from simulators import Simulator
 from simulators.devices import check_device
+from zoo import distributed
 from zoo.bounds import build_checked, check_sizes
 from zoo.training import TrainConfig, train
 
@@ -305,6 +306,9 @@ def fit_inn(
             sigma = x_weight_sigma_at(tc.steps, tc.steps, lo)
             return float(inn_loss(model, *val, lo, x_weight_sigma=sigma, generator=g)["loss"])
 
+    if distributed.active():  # data parallel: each rank its own batches, together the one-process batch size
+        stream.generator = distributed.rank_generator(generator)
+        stream.batch_size = max(2, tc.batch_size // distributed.size())
     history = train(model, loss_fn, stream, config=tc, val_loss=val_loss, progress=progress, desc="inn")
     return INNEstimator(simulator, model, o, budget, history.to_json())
 

@@ -142,6 +142,8 @@ def _partitioned(o: dict[str, Any], choice: Any, x_o: torch.Tensor | None, truth
 
         written += plots.save_figures(plots.result_figures(first, choice.simulator), o["out"])
     n, flagged = misspecified(path)
+    for note in first.notes:
+        click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {', '.join(written)} ({n} observations)")
     if flagged:
         click.echo(

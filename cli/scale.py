@@ -9,12 +9,19 @@ from typing import Any
 import click
 
 
+def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty; give the scheduler's address, e.g. tcp://host:8786")
+    return value
+
+
 def cluster_options(f: Callable) -> Callable:
     """Add ``--workers`` and ``--scheduler`` to a command."""
     f = click.option(
         "--scheduler",
         default=None,
         metavar="ADDRESS",
+        callback=_address,
         help="Use a running Dask cluster, e.g. tcp://host:8786 (dask-scheduler, dask-jobqueue, ...).",
     )(f)
     return click.option(

@@ -183,25 +183,13 @@ def _on_worker(ref: str, x: Any, truth: Any, p: int, job: dict[str, Any]) -> tup
 
 
 def _run_cluster(client: Any, ref: str, work: list, job: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
-    from distributed import as_completed
+    from simulators.scale import bounded
 
-    limit = 2 * max(1, len(client.scheduler_info().get("workers", {})))  # bounded memory: two per worker in flight
-    todo = iter(work)
-    running = as_completed()
+    def submit(item: tuple) -> Any:
+        p, x, truth = item
+        return client.submit(_on_worker, ref, x, truth, p, job, pure=False)
 
-    def submit_next() -> None:
-        item = next(todo, None)
-        if item is not None:
-            p, x, truth = item
-            running.add(client.submit(_on_worker, ref, x, truth, p, job, pure=False))
-
-    for _ in range(limit):
-        submit_next()
-    for future in running:
-        result = future.result()
-        future.release()
-        submit_next()
-        yield result
+    return bounded(client, submit, work)
 
 
 # -- the partial folder and the final file --------------------------------------------------------------------------

@@ -47,19 +47,27 @@ def map_chunks(
 ) -> Iterator[tuple[int, Any, Any]]:
     """Simulate ``chunks`` (index, rows) on ``client``'s workers; yields ``(i, theta, x)`` as they finish, keeping at
     most two chunks per worker in flight (memory stays bounded for any table size)."""
+    remote = client.scatter(_pickled(simulator), broadcast=True)
+    yield from bounded(
+        client, lambda chunk: client.submit(_on_worker, remote, seed, *chunk, str(device), pure=False), chunks
+    )
+
+
+def bounded(client: Any, submit: Any, items: Any) -> Iterator[Any]:
+    """The results of ``submit(item)`` (a future) for ``items``, as they finish, with at most two items per worker in
+    flight: memory stays bounded for any number of items."""
     try:
         from distributed import as_completed
     except ImportError as e:  # pragma: no cover - the extra is in the test environment
-        raise ImportError("simulating on a cluster needs Dask: pip install 'zoo[scale]'") from e
-    remote = client.scatter(_pickled(simulator), broadcast=True)
+        raise ImportError("working on a cluster needs Dask: pip install 'zoo[scale]'") from e
     limit = 2 * max(1, len(client.scheduler_info().get("workers", {})))
-    todo = iter(chunks)
+    todo = iter(items)
     running = as_completed()
 
     def submit_next() -> None:
-        chunk = next(todo, None)
-        if chunk is not None:
-            running.add(client.submit(_on_worker, remote, seed, *chunk, str(device), pure=False))
+        item = next(todo, None)
+        if item is not None:
+            running.add(submit(item))
 
     for _ in range(limit):
         submit_next()

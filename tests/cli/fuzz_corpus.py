@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
             "--threads": "count",
             "-o": "out_dir",
             "--simulations": "table_file",
+            "--nproc": "count",
         },
     ),
     "train-table": (
@@ -75,6 +76,9 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
             "--observation": "observation_file",
             "--estimator": "estimator_dir",
             "--truth": "truth_file",
+            "--partition": "count",
+            "--workers": "count",
+            "--scheduler": "scheduler",
         },
     ),
     "infer-observation": (

@@ -100,3 +100,21 @@ def test_a_killed_run_resumed_with_two_workers_is_the_same_table(tmp_path, sigki
     assert r.returncode == 0, r.stderr
     _same(tmp_path / "whole.h5", out)
     assert not part.exists()
+
+
+def test_a_killed_tissue_live_run_resumed_with_two_workers_is_the_same_table(tmp_path, sigkill_when):
+    import subprocess
+    import sys
+
+    zoo = [sys.executable, "-c", "from zoo_cli.main import main; main()", "simulate", "-s", "tissue"]
+    zoo += ["--sim-option", "source=live", "--sim-option", "photons=300", "-n", "24", "--chunk-size", "6", "-q"]
+    subprocess.run([*zoo, "--out", str(tmp_path / "whole.h5")], check=True, capture_output=True)
+    out = tmp_path / "t.h5"
+    part = simulators.table.partial_path(out)
+    done = lambda: part.is_dir() and len(list(part.glob("chunk-*.npz"))) >= 1  # noqa: E731
+    assert sigkill_when([*zoo, "--out", str(out)], done, 0.5, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert not out.exists() and part.is_dir()
+    r = subprocess.run([*zoo, "--out", str(out), "--resume", "--workers", "2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    _same(tmp_path / "whole.h5", out)
+    assert not part.exists()

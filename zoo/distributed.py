@@ -14,28 +14,67 @@ environment (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``; nccl on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
+_ALONE = [False]  # inside alone(): this rank trains by itself (a restart of its own)
+
 
 def active() -> bool:
-    """Whether this process is one rank of a group of more than one."""
-    return torch.distributed.is_available() and torch.distributed.is_initialized() and size() > 1
+    """Whether this process is one rank of a group of more than one (and not working alone)."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized() and size() > 1 and not _ALONE[0]
 
 
 def rank() -> int:
-    """This process's rank (0 outside a group)."""
+    """This process's rank (0 outside a group, and inside :func:`alone`: it writes its own checkpoints)."""
+    return torch.distributed.get_rank() if torch.distributed.is_initialized() and not _ALONE[0] else 0
+
+
+def group_rank() -> int:
+    """This process's rank in the group, also inside :func:`alone` (0 outside a group)."""
     return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+
+
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """Train without the group: no gradient averaging, and this rank writes its own checkpoints (independent
+    restarts, one per rank)."""
+    _ALONE[0] = True
+    try:
+        yield
+    finally:
+        _ALONE[0] = False
 
 
 def size() -> int:
     """The number of ranks (1 outside a group)."""
     return torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+
+
+def gather(value: Any) -> list[Any]:
+    """``value`` of every rank, in rank order (``[value]`` outside a group)."""
+    if not torch.distributed.is_initialized() or size() == 1:
+        return [value]
+    out: list[Any] = [None] * size()
+    torch.distributed.all_gather_object(out, value)
+    return out
+
+
+def share(model: torch.nn.Module, history: Any, src: int) -> Any:
+    """Rank ``src``'s weights into ``model`` on every rank; returns ``src``'s ``history``."""
+    if not torch.distributed.is_initialized() or size() == 1:
+        return history
+    for t in [*model.parameters(), *model.buffers()]:
+        torch.distributed.broadcast(t.data, src=src)
+    box = [history]
+    torch.distributed.broadcast_object_list(box, src=src)
+    return box[0]
 
 
 def rank_generator(generator: torch.Generator) -> torch.Generator:

@@ -40,3 +40,17 @@ def test_two_processes_train_as_well_as_one(tmp_path):
     spread = max(max(one) - min(one), 0.05)
     two = _held_out_nll(tmp_path / "two")
     assert min(one) - spread <= two <= max(one) + spread, (two, one)
+
+
+def test_restarts_run_in_parallel_one_per_process(tmp_path):
+    """With restarts, each process trains its own (alone), and all take the best one's weights from its trainer."""
+    args = ["train", "-s", "arm", "-m", "cinn", "-b", "3000", "--option", "steps=100", "--option", "restarts=3"]
+    args += ["--option", "blocks=4", "-q", "--nproc", "2", "-o", str(tmp_path / "r")]
+    r = subprocess.run([*ZOO, *args], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    info = json.loads((tmp_path / "r" / "estimator.json").read_text())["config"]["training"]
+    errors = info["restart_calibration_errors"]
+    assert len(errors) == 3 and info["restart_kept"] == errors.index(min(errors))
+    est = inference.load(tmp_path / "r")
+    x = simulators.simulate_cases(simulators.get("arm"), range(5), seed=3)[1]
+    assert torch.isfinite(est.posterior(x).sample(50)).all()

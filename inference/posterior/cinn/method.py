@@ -27,6 +27,7 @@ from inference.posterior.simulations import SimulationStream, holdout
 from inference.posterior.support import SupportTransform
 from simulators import Simulator
 from simulators.devices import check_device
+from simulators.sampling import chunk_generator
 from zoo import distributed
 from zoo.training import TrainConfig, TrainHistory, train
 
@@ -203,7 +204,8 @@ def fit_cinn(
         train_rows = stream.draw(_PILOT if online else budget - n_val)
     if not online:
         stream.table = train_rows
-    if distributed.active():  # data parallel: each rank its own batches, together the one-process batch size
+    parallel_restarts = distributed.active() and tc.restarts > 1  # one restart per rank, each trained alone
+    if distributed.active() and not parallel_restarts:  # data parallel: own batches, together the usual batch size
         stream.generator = distributed.rank_generator(gen)
         stream.batch_size = max(1, tc.batch_size // distributed.size())
     model.set_standardization(*train_rows)
@@ -213,9 +215,11 @@ def fit_cinn(
     stream.transform = lambda batch: tuple(t.to(device) for t in batch)
     val_ks = sorted({lo, (lo + hi) // 2, hi})
 
+    holder = [model]  # the network being trained (restarts replace it)
+
     def loss_fn(batch: tuple[torch.Tensor, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         theta, x = batch
-        return {"loss": -model.log_prob(theta, x).mean() / model.dim}
+        return {"loss": -holder[0].log_prob(theta, x).mean() / holder[0].dim}
 
     def val_loss() -> float:
         # By default the median, not the mean, of the held-out negative log-likelihood: for near-degenerate
@@ -224,19 +228,22 @@ def fit_cinn(
         # re-simulation error) do.
         stat = _STATISTICS[o.val_statistic]
         if not set_valued:
-            return float(stat(-model.log_prob(theta_val, x_val)) / model.dim)
-        nll = [float(stat(-model.log_prob(theta_val, x_val[:, :k]))) for k in val_ks]
-        return sum(nll) / (len(val_ks) * model.dim)
+            return float(stat(-holder[0].log_prob(theta_val, x_val)) / holder[0].dim)
+        nll = [float(stat(-holder[0].log_prob(theta_val, x_val[:, :k]))) for k in val_ks]
+        return sum(nll) / (len(val_ks) * holder[0].dim)
 
     t0 = time.perf_counter()
     restart_errors: list[float] = []  # held-out calibration error of each restart (restarts > 1)
     cal_seed = int(torch.randint(0, 2**31 - 1, (), generator=gen)) if tc.restarts > 1 else 0
     kept: tuple[ConditionalINN, TrainHistory] | None = None  # the best restart so far
+    if parallel_restarts:
+        return _parallel_restarts(locals())
     for r in range(tc.restarts):
         if r:  # a fresh network: new initialization, permutations and batch order; same simulations
             model = _fresh_model(simulator, o, gen)
             model.set_standardization(*train_rows)
             model.to(device)
+            holder[0] = model
         history = train(
             model,
             loss_fn,
@@ -259,6 +266,52 @@ def fit_cinn(
     model.cpu()
     info = _training_record(history, time.perf_counter() - t0, online, restart_errors, cal_seed, o.restart_criterion)
     return CINNEstimator(model, simulator=simulator, options=o, budget=budget, score=score, info=info)
+
+
+def _parallel_restarts(v: dict[str, Any]) -> CINNEstimator:
+    """``zoo train --nproc N`` with restarts: rank k trains restarts k, k + N, ... alone (its own initialization and
+    batches, from the generator of (one shared draw, restart)), the held-out errors are gathered, and every rank takes
+    the best restart's weights from the rank that trained it; rank 0 then writes the estimator."""
+    o, tc, gen, sim = v["o"], v["tc"], v["gen"], v["simulator"]
+    base = int(torch.randint(0, 2**31 - 1, (), generator=gen))
+    mine: list[tuple[float, int]] = []
+    kept: tuple[ConditionalINN, TrainHistory] | None = None
+    for r in range(distributed.group_rank(), tc.restarts, distributed.size()):
+        g = chunk_generator(base, r)
+        model = v["model"]
+        if r:  # a fresh network of this restart's own draws
+            model = _fresh_model(sim, o, g)
+            model.set_standardization(*v["train_rows"])
+            model.to(v["device"])
+        v["stream"].generator = g
+        v["holder"][0] = model
+        with distributed.alone():
+            history = train(
+                model,
+                v["loss_fn"],
+                v["stream"],
+                config=tc,
+                val_loss=v["val_loss"],
+                checkpoint_dir=_checkpoints(tc, r),
+                progress=v["progress"],
+                rng=g,
+                desc=f"cinn {r + 1}/{tc.restarts} (rank {distributed.group_rank()})",
+            )
+        error = _held_out_calibration(model, v["theta_val"], v["x_val"], v["hi"], v["cal_seed"], o.restart_criterion)
+        mine.append((error, r))
+        if error <= min(e for e, _ in mine):
+            kept = (model, history)
+    errors = sorted(pair for ranked in distributed.gather(mine) for pair in ranked)
+    best = errors[0][1]
+    model = v["model"] if kept is None else kept[0]
+    history = distributed.share(model, None if kept is None else kept[1], src=best % distributed.size())
+    v["holder"][0] = model
+    by_restart = [e for e, _ in sorted(errors, key=lambda pair: pair[1])]
+    score = SummaryMahalanobis.fit(_reference_summaries(model, v["x_val"], (v["lo"], v["hi"]), gen).cpu())
+    model.cpu()
+    seconds = time.perf_counter() - v["t0"]
+    info = _training_record(history, seconds, v["online"], by_restart, v["cal_seed"], o.restart_criterion)
+    return CINNEstimator(model, simulator=sim, options=o, budget=v["budget"], score=score, info=info)
 
 
 def _fresh_model(simulator: Simulator, options: CINNOptions, generator: torch.Generator) -> ConditionalINN:

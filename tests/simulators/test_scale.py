@@ -84,35 +84,28 @@ def test_tissue_live_monte_carlo_is_the_same_with_two_one_or_no_workers(tmp_path
     _same(tmp_path / "none.h5", tmp_path / "two.h5")
 
 
-def test_a_killed_run_resumed_with_two_workers_is_the_same_table(tmp_path, sigkill_when):
+KILLED = {  # simulator arguments, chunks finished before the kill, delay after that
+    "arm": (["-s", "arm", "-n", "400000", "--chunk-size", "20000", "--seed", "6"], 3, 0.0),
+    "tissue-live": (
+        ["-s", "tissue", "--sim-option", "source=live", "--sim-option", "photons=300", "-n", "24", "--chunk-size", "6"],
+        1,
+        0.5,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(KILLED))
+def test_a_killed_run_resumed_with_two_workers_is_the_same_table(tmp_path, sigkill_when, case):
     import subprocess
     import sys
 
-    zoo = [sys.executable, "-c", "from zoo_cli.main import main; main()", "simulate", "-s", "arm", "-n", "400000"]
-    zoo += ["--chunk-size", "20000", "--seed", "6", "-q"]
+    args, chunks, delay = KILLED[case]
+    zoo = [sys.executable, "-c", "from zoo_cli.main import main; main()", "simulate", *args, "-q"]
     subprocess.run([*zoo, "--out", str(tmp_path / "whole.h5")], check=True, capture_output=True)
     out = tmp_path / "t.h5"
     part = simulators.table.partial_path(out)
-    done = lambda: part.is_dir() and len(list(part.glob("chunk-*.npz"))) >= 3  # noqa: E731
-    assert sigkill_when([*zoo, "--out", str(out)], done, 0.0, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert not out.exists() and part.is_dir()
-    r = subprocess.run([*zoo, "--out", str(out), "--resume", "--workers", "2"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    _same(tmp_path / "whole.h5", out)
-    assert not part.exists()
-
-
-def test_a_killed_tissue_live_run_resumed_with_two_workers_is_the_same_table(tmp_path, sigkill_when):
-    import subprocess
-    import sys
-
-    zoo = [sys.executable, "-c", "from zoo_cli.main import main; main()", "simulate", "-s", "tissue"]
-    zoo += ["--sim-option", "source=live", "--sim-option", "photons=300", "-n", "24", "--chunk-size", "6", "-q"]
-    subprocess.run([*zoo, "--out", str(tmp_path / "whole.h5")], check=True, capture_output=True)
-    out = tmp_path / "t.h5"
-    part = simulators.table.partial_path(out)
-    done = lambda: part.is_dir() and len(list(part.glob("chunk-*.npz"))) >= 1  # noqa: E731
-    assert sigkill_when([*zoo, "--out", str(out)], done, 0.5, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = lambda: part.is_dir() and len(list(part.glob("chunk-*.npz"))) >= chunks  # noqa: E731
+    assert sigkill_when([*zoo, "--out", str(out)], done, delay, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert not out.exists() and part.is_dir()
     r = subprocess.run([*zoo, "--out", str(out), "--resume", "--workers", "2"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -37,6 +37,8 @@ def test_two_processes_train_as_well_as_one(tmp_path):
         out = tmp_path / f"one-{seed}"
         subprocess.run([*ZOO, "train", *TINY, "--seed", str(seed), "-o", str(out)], check=True, capture_output=True)
         one.append(_held_out_nll(out))
+    # the range of three seeds, widened by itself on both sides (measured: seeds 0-2 give -1.33, -1.44, -1.21 nats,
+    # two processes -1.38); the 0.05-nat floor only guards against three seeds landing close together by chance
     spread = max(max(one) - min(one), 0.05)
     two = _held_out_nll(tmp_path / "two")
     assert min(one) - spread <= two <= max(one) + spread, (two, one)

@@ -14,11 +14,13 @@ from inference.results import netcdf
 from inference.results.calibration import CalibrationReport, read_calibration
 from inference.results.fibers import FiberSamples, read_fibers
 from inference.results.netcdf import write_atomic
+from inference.results.ood import OODScores, read_ood
 from inference.results.posterior import PosteriorSamples, read_posterior
 
 FORMAT = netcdf.POSTERIOR
 CALIBRATION_FORMAT = netcdf.CALIBRATION
 FIBER_FORMAT = netcdf.FIBERS
+OOD_FORMAT = netcdf.OOD
 FORMAT_VERSION = netcdf.FORMAT_VERSION
 
 
@@ -42,11 +44,14 @@ __all__ = [
     "FIBER_FORMAT",
     "FORMAT",
     "FORMAT_VERSION",
+    "OOD_FORMAT",
+    "OODScores",
     "CalibrationReport",
     "FiberSamples",
     "PosteriorSamples",
     "read_calibration",
     "read_fibers",
+    "read_ood",
     "read_posterior",
     "read_result",
     "to_inference_data",

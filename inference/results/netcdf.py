@@ -27,6 +27,7 @@ FORMAT_VERSION = 1
 POSTERIOR = "zoo.posterior"
 CALIBRATION = "zoo.calibration"
 FIBERS = "zoo.fibers"
+OOD = "zoo.ood"
 
 Variables = Mapping[str, tuple[tuple[str, ...], np.ndarray]]
 """A group's variables: ``name -> (dims, array)``."""

@@ -62,6 +62,26 @@ def read_image(spec: str) -> torch.Tensor | int:
     return x
 
 
+def ood_check(o: dict[str, Any], alpha: float = 0.01) -> None:
+    """``--ood-check``: score the input under the prior with the cheapest calibrated score and warn on stderr."""
+    from inference.ood import quick_check
+    from inference.fibers.sample import reference_set
+    from zoo import load
+
+    if o["prior_name"] is None:
+        raise click.UsageError("--ood-check tests the input against a prior: give --prior NAME_OR_DIR")
+    prior = load(o["prior_name"], role="prior", device=o["device"], trust_code=o["trust_code"])
+    x = read_image(o["input_spec"])
+    if isinstance(x, int):
+        x = reference_set(o["reference"], o["reference_size"])[x : x + 1]
+    r = quick_check(prior, x.to(torch.float32), seed=o["seed"], prior_name=o["prior_name"])
+    p = float(r.p_value[0])
+    line = f"ood-check: input {'atypical' if p < alpha else 'typical'} under {o['prior_name']} (p = {p:.3g}, {r.method})"
+    if p < alpha:
+        line += "; fibers through inputs unlike the prior's data are extrapolation"
+    click.echo(line, err=True)
+
+
 @click.command("fiber")
 @click.option(
     "--subject",
@@ -116,6 +136,11 @@ def read_image(spec: str) -> torch.Tensor | int:
     is_flag=True,
     help="Run the code a subject or prior carries (TorchScript, torch.export, module:factory); see docs/security.md.",
 )
+@click.option(
+    "--ood-check",
+    is_flag=True,
+    help="Before sampling, test whether the input looks like the prior's data (diffuse-denoise, calibrated); warn.",
+)
 @threads_option
 def fiber(**o: Any) -> None:
     """Sample the fiber {x~ : phi(x~) = phi(x)} of a subject through an input."""
@@ -128,6 +153,8 @@ def fiber(**o: Any) -> None:
     options.update(parse_options(o["opts"]))
     refine = RefineOptions(o["refine_steps"], o["refine_lr"], o["refine_dim"])  # checked even when not --refine
     refine = refine if o["refine"] else None
+    if o["ood_check"]:
+        ood_check(o)
     result = sample_fibers(
         o["subject_name"],
         read_image(o["input_spec"]),

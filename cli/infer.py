@@ -61,6 +61,11 @@ OUTPUTS = ("posterior.nc", "corner*.png", "arm*.png")  # what zoo infer may writ
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (posterior.nc, figures) in --out.")
 @click.option("--no-plots", is_flag=True, help="Write posterior.nc only.")
+@click.option(
+    "--ood-check",
+    is_flag=True,
+    help="Before inferring, test whether the observations look like the simulator's (a calibrated p-value); warn.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def infer(**o: Any) -> None:
     """Infer the posterior of a simulator's parameters given observations.
@@ -75,6 +80,8 @@ def infer(**o: Any) -> None:
     choice = estimator_choice(o, generator)
     sim = choice.simulator
     x_o, theta, truth = read_sources(o, sim)
+    if o["ood_check"]:
+        ood_check(choice, x_o, o["seed"])
     batch = o["partition"] or o["workers"] or o["scheduler"] or o["resume"]
     if batch or (x_o is not None and len(x_o) > PARTITION):
         return _partitioned(o, choice, x_o, truth)
@@ -103,6 +110,34 @@ def infer(**o: Any) -> None:
     click.echo(f"wrote {', '.join(written)}")
     for line in result.describe():
         click.echo(line)
+
+
+def ood_check(choice: Any, x_o: torch.Tensor | None, seed: int, alpha: float = 0.01) -> None:
+    """``--ood-check``: the cheapest calibrated check of the observations, before any inference; warns on stderr.
+
+    With learned summaries (cinn) the summary-space Mahalanobis distance to held-out simulations, else the
+    Mahalanobis distance of the raw observation to prior-predictive simulations
+    (:func:`inference.posterior.misspecification.prior_predictive_check`).
+    """
+    if x_o is None:
+        click.echo("ood-check: the observations are simulated from the model here; nothing to check", err=True)
+        return
+    est = choice.estimator
+    if hasattr(est, "misspecification"):
+        score, how = est.misspecification(x_o), "summary-space distance to held-out simulations"
+    else:
+        from inference.posterior.misspecification import prior_predictive_check
+
+        g = torch.Generator().manual_seed(seed + 7919)  # its own stream: the posterior draws do not change
+        score, how = prior_predictive_check(choice.simulator, x_o, generator=g), "distance to prior-predictive draws"
+    p = score.p_value.reshape(-1)
+    bad = torch.nonzero(p < alpha).reshape(-1).tolist()
+    n = len(p)
+    line = f"ood-check: {len(bad)} of {n} observations atypical at p < {alpha:g} ({how}; ~{alpha * n:.2g} by chance)"
+    if bad:
+        line += "; first: " + ", ".join(f"#{i} (p={float(p[i]):.3g})" for i in bad[:5])
+        line += ". Their posteriors extrapolate beyond the training simulations: check units, preprocessing, model."
+    click.echo(line, err=True)
 
 
 def _partitioned(o: dict[str, Any], choice: Any, x_o: torch.Tensor | None, truth: torch.Tensor | None) -> None:

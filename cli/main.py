@@ -26,6 +26,7 @@ COMMANDS = {
     ),
     "check": ("zoo_cli.check", "check", "Check the shipped models' quality; exit code 1 if a check fails."),
     "fiber": ("zoo_cli.fiber", "fiber", "Sample the fiber {x~ : phi(x~) = phi(x)} of a subject through an input."),
+    "ood": ("zoo_cli.ood", "ood", "Score inputs under a prior: are they from the prior's world?"),
 }
 
 

@@ -150,7 +150,7 @@ CHECK_METHOD = "diffuse-denoise"
 
 
 def quick_check(
-    prior: Prior, x: torch.Tensor, *, reference_size: int = 100, seed: int = 0, prior_name: str = ""
+    prior: Prior, x: torch.Tensor, *, reference_size: int = 200, seed: int = 0, prior_name: str = ""
 ) -> OODScores:
     """The cheapest calibrated check of inputs under a prior (``zoo fiber --ood-check``): diffuse-denoise for
     diffusion priors, the exact likelihood for flow priors, against ``reference_size`` reference inputs."""

@@ -20,7 +20,8 @@ References:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from typing import Any, NamedTuple
 
 import torch
 
@@ -97,3 +98,35 @@ class SummaryMahalanobis:
     def from_state(cls, tensors: dict[str, torch.Tensor], prefix: str = "misspecification.") -> SummaryMahalanobis:
         """Rebuild from :meth:`state`'s tensors."""
         return cls(tensors[prefix + "mean"], tensors[prefix + "precision_cholesky"], tensors[prefix + "reference"])
+
+
+def prior_predictive_check(
+    simulator: Any, x_o: torch.Tensor, *, n: int = 2000, generator: torch.Generator | None = None
+) -> Misspecification:
+    """Is each observation one the simulator, under its prior, could have produced? For methods without learned
+    summaries (``zoo infer --ood-check`` with ABC or NUTS).
+
+    The Mahalanobis distance of the flattened observation to ``n`` prior-predictive simulations: mean and
+    covariance from one half of them, the reference distances (and so the p-values) from the other half, so that
+    the p-value of a well-specified observation is valid (``P(p <= a) <= a``).
+
+    Arguments:
+        simulator: a zoo simulator (``prior``, ``simulate``, ``x_shape``).
+        x_o: observations (B, *x_shape).
+        n: prior-predictive simulations; raised to 2 (D + 10) for D-dimensional observations.
+        generator: randomness of the simulations.
+    """
+    shape = tuple(x_o.shape[1:])
+    d = math.prod(shape)
+    n = max(int(n), 2 * (d + 10))
+    from simulators.sampling import sample_prior
+
+    theta = sample_prior(simulator.prior, n, generator=generator)
+    x = simulator.simulate(theta, generator=generator).reshape(n, -1).float()
+    keep = torch.isfinite(x).all(1)
+    x = x[keep]
+    half = len(x) // 2
+    score = SummaryMahalanobis.fit(x[:half])
+    score.reference = torch.sort(score.distance(x[half:])).values
+    return score(x_o.reshape(len(x_o), -1).float())
+

@@ -146,7 +146,8 @@ def realnvp(dim: int = 2, num_layers: int = 8, hidden: int = 64) -> nn.Module:
         raise ValueError(f"realnvp needs dim >= 2, got {dim}")
     flows = []
     for _ in range(num_layers):
-        param_map = nf.nets.MLP([dim // 2, hidden, hidden, dim], init_zeros=True)
+        # the coupling keeps the first ceil(dim / 2) values and maps the other floor(dim / 2) with a shift and a scale
+        param_map = nf.nets.MLP([(dim + 1) // 2, hidden, hidden, 2 * (dim // 2)], init_zeros=True)
         flows.append(nf.flows.AffineCouplingBlock(param_map))
         flows.append(nf.flows.Permute(dim, mode="swap"))
     return nf.NormalizingFlow(nf.distributions.DiagGaussian(dim, trainable=False), flows)

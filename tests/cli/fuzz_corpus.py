@@ -166,11 +166,31 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
             "--out": "file_not_dir",
         },
     ),
+    "ood": (
+        ["ood", "--prior", "color-mnist-ddpm", "--input", "{F}/images.npy", "--reference-size", "4"]
+        + ["--option", "attempts=1", "--option", "num_steps=2", "--out", "{O}"],
+        {
+            "--prior": "prior",
+            "--input": "ood_input",
+            "--reference": "reference",
+            "--reference-size": "count2",
+            "--method": "method",
+            "--option": "lmd_option",
+            "--alternative": "name",
+            "--alpha": "unit_open",
+            "--batch-size": "count",
+            "--seed": "seed",
+            "--device": "device",
+            "--out": "existing_ood_out",
+            "--threads": "count",
+        },
+    ),
     "check": (["check", "--n", "2", "--steps", "1"], {"--n": "count", "--steps": "count", "--seed": "seed"}),
 }
 
 METHODS = ("abc", "cinn", "inn", "nuts")  # posterior methods with a base invocation below (a contract test checks)
 FIBER_METHODS = ("ndtm", "conditional")
+OOD_SCORES = ("lmd",)  # the score of zoo ood's base invocation; every score's options are checked in test_ood_cli
 TOO_BIG = str(2**70)
 NOT_INT = ["abc", "2.5", "1e-320", "", "1_000x", "0x10", "nan", "inf", TOO_BIG, "-" + TOO_BIG]
 
@@ -206,6 +226,8 @@ BAD: dict[str, list[str]] = {
     "existing_infer_out": ["{F}/infer-corner-only", "{F}/afile"],
     "existing_diagnose_out": ["{F}/diagnose-md-only", "{F}/afile"],
     "existing_fiber_out": ["{F}/fiber-png-only", "{F}/afile"],
+    "existing_ood_out": ["{F}/ood-png-only", "{F}/afile"],
+    "unit_open": ["abc", "nan", "inf", "0", "1", "-0.5", "1.5", ""],
     "file_not_dir": ["{F}/afile", "{F}/afile/sub"],
 }
 
@@ -245,6 +267,9 @@ BAD["image"] += ["{F}/nan.npy", "{F}/huge-image.npy", "{F}/wrong-image.npy", "{F
 BAD["image"] += ["{F}/complex.npy", "{F}/image.txt"]
 BAD["reference"] = ["{F}/garbage.npy", "{F}/nan-images.npy", "{F}/wrongshape.npy", "{F}/empty.npy", "nope"]
 BAD["reference"] += ["{F}/missing.npy", ""]
+BAD["ood_input"] = [f"{{F}}/{n}" for n in _BAD_ARRAYS if n != "f16big.npy"] + _MISSING
+BAD["ood_input"] += [f"{{F}}/{n}" for n in ("grey-images.npy", "big-images.npy", "nan-images.npy", "one-nan-image.npy")]
+BAD["ood_input"] += ["{F}/notpng.png", "{F}/empty.png", "{F}/image.txt", "{F}/afile"]
 BAD["data_file"] = ["{F}/garbage.npz", "{F}/nox.npz", "{F}/adir", "{F}/afile", "{F}/garbage.npy"]
 
 
@@ -258,6 +283,10 @@ def option_values(method: str, owner: str = "method") -> list[str]:
         from inference.methods import method_spec
 
         cls = method_spec(method).options_cls
+    elif owner == "ood":
+        from inference.ood import score_spec
+
+        cls = score_spec(method).options
     else:
         from inference.fibers.registry import fiber_method_spec
 
@@ -297,7 +326,7 @@ def option_values(method: str, owner: str = "method") -> list[str]:
 # values that are wrong because they are 0 or below where the option needs >= 1 (by name, checked in every class)
 _AT_LEAST_ONE = {"steps", "batch_size", "restarts", "blocks", "hidden", "layers", "bins", "summary_dim"}
 _AT_LEAST_ONE |= {"summary_hidden", "chains", "pilot", "chunk", "max_tree_depth", "num_steps"}
-_AT_LEAST_ONE |= {"inner_steps", "dim_z", "dim_total"}
+_AT_LEAST_ONE |= {"inner_steps", "dim_z", "dim_total", "attempts", "probes"}
 
 
 def _options(method: str, owner: str = "method") -> list[str]:
@@ -315,6 +344,8 @@ def option_kinds() -> None:
         BAD[f"{method}_option"] += ["steps=0", "lr=1e39", "lr=0", "batch_size=0", "restarts=abc"]
     for method in FIBER_METHODS:
         BAD[f"{method}_option"] = _options(method, "fiber")
+    for method in OOD_SCORES:
+        BAD[f"{method}_option"] = _options(method, "ood")
 
 
 def cases() -> list[tuple[str, str, str]]:

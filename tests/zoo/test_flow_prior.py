@@ -117,3 +117,11 @@ def test_unsavable_and_bad_fits_say_why():
         FlowPrior.fit(torch.zeros(100, 1))
     with pytest.raises(ValueError, match="finite"):
         FlowPrior.fit(torch.full((100, 2), float("nan")))
+
+
+@pytest.mark.parametrize("dim", [3, 5])
+def test_odd_dimensions(dim):
+    """The coupling blocks split ceil / floor halves (an odd dimension once failed with a shape error)."""
+    prior = FlowPrior.realnvp(dim, num_layers=3, hidden=8)
+    x = prior.sample(7, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (7, dim) and prior.log_prob(x).shape == (7,)

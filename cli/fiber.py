@@ -64,8 +64,8 @@ def read_image(spec: str) -> torch.Tensor | int:
 
 def ood_check(o: dict[str, Any], alpha: float = 0.01) -> None:
     """``--ood-check``: score the input under the prior with the cheapest calibrated score and warn on stderr."""
-    from inference.ood import quick_check
     from inference.fibers.sample import reference_set
+    from inference.ood import quick_check
     from zoo import load
 
     if o["prior_name"] is None:
@@ -76,7 +76,8 @@ def ood_check(o: dict[str, Any], alpha: float = 0.01) -> None:
         x = reference_set(o["reference"], o["reference_size"])[x : x + 1]
     r = quick_check(prior, x.to(torch.float32), seed=o["seed"], prior_name=o["prior_name"])
     p = float(r.p_value[0])
-    line = f"ood-check: input {'atypical' if p < alpha else 'typical'} under {o['prior_name']} (p = {p:.3g}, {r.method})"
+    verdict = "atypical" if p < alpha else "typical"
+    line = f"ood-check: input {verdict} under {o['prior_name']} (p = {p:.3g}, {r.method})"
     if p < alpha:
         line += "; fibers through inputs unlike the prior's data are extrapolation"
     click.echo(line, err=True)

@@ -55,7 +55,7 @@ def _range_note(x: torch.Tensor, prior: Any) -> str | None:
 
 
 @click.command("ood")
-@click.option("--prior", "prior_name", required=True, help="Prior: built-in name, zoo directory or diffusers directory.")
+@click.option("--prior", "prior_name", required=True, help="Prior: built-in name, zoo or diffusers directory.")
 @click.option("--input", "input_spec", required=True, help="Inputs: .npy (N, *shape) or (C, H, W), or a .png.")
 @click.option(
     "--reference",
@@ -63,7 +63,7 @@ def _range_note(x: torch.Tensor, prior: Any) -> str | None:
     help="In-distribution inputs: 'prior' (its samples), a data source ('color-mnist', 'color-mnist:ood') or a .npy "
     "(M, *shape). Default: the prior's recorded training data, else its samples.",
 )
-@click.option("--reference-size", type=count(2, 100_000), default=200, show_default=True, help="Drawn reference inputs.")
+@click.option("--reference-size", type=count(2, 100_000), default=200, show_default=True, help="Reference draws.")
 @click.option("--method", type=click.Choice(scores()), default="lmd", show_default=True, help="The score.")
 @click.option("--option", "opts", multiple=True, metavar="KEY=VALUE", help="Score option, repeatable (docs/ood.md).")
 @click.option(
@@ -122,4 +122,3 @@ def ood(**o: Any) -> None:
     worst = result.flagged(o["alpha"])[:5]
     if len(worst):
         click.echo("most atypical: " + ", ".join(f"#{i} (p={result.p_value[i]:.2g})" for i in worst))
-

@@ -2,14 +2,16 @@
 ``iwae``. Each has an options dataclass (``--option key=value``), says what its number is, and which way is
 out-of-distribution; :func:`score` runs any of them batched, with a progress bar.
 
-| score             | priors               | value                          | what it is                                     |
-|-------------------|----------------------|--------------------------------|------------------------------------------------|
-| `lmd`             | diffusion, flow-match | median inpainting distance     | a distance (large = unlike the data)           |
-| `diffuse-denoise` | diffusion, flow-match | reconstruction distance from t | a distance, about 1/20 of LMD's cost           |
-| `likelihood`      | flow                 | log p(x)                       | exact                                          |
-|                   | diffusion, flow-match | log p(x) of the probability-flow ODE | exact up to solver tolerance (<= 64 values), else an unbiased Hutchinson estimate |
-| `elbo`            | DDPM / DDIM          | mean log w over chains         | a lower bound on log p                         |
-| `iwae`            | DDPM / DDIM          | log mean w over K chains       | a bound that converges to log p (consistent)   |
+| score             | priors                      | value                         | what it is                         |
+|-------------------|-----------------------------|-------------------------------|------------------------------------|
+| `lmd`             | diffusion, flow matching    | median inpainting distance    | a distance (large = unlike data)   |
+| `diffuse-denoise` | diffusion, flow matching    | distance after noising to t   | a distance, ~1/30 of LMD's cost    |
+| `likelihood`      | flow                        | log p(x)                      | exact                              |
+| `likelihood`      | diffusion, flow matching    | log p(x) of the ODE           | exact trace (<= 64 values) up to   |
+|                   |                             |                               | the solver, else an unbiased       |
+|                   |                             |                               | Hutchinson estimate                |
+| `elbo`            | DDPM / DDIM                 | mean log w over chains        | a lower bound on log p             |
+| `iwae`            | DDPM / DDIM                 | log mean w over K chains      | a bound converging to log p        |
 """
 
 from __future__ import annotations

@@ -129,4 +129,3 @@ def prior_predictive_check(
     score = SummaryMahalanobis.fit(x[:half])
     score.reference = torch.sort(score.distance(x[half:])).values
     return score(x_o.reshape(len(x_o), -1).float())
-

@@ -84,13 +84,17 @@ class OODScores(ResultFile):
 
     def summary(self, alpha: float = ALPHA) -> str:
         """The one-line summary a person reads."""
-        n, k = len(self.score), int((self.p_value < alpha).sum())
-        expected = alpha * n
-        return (
-            f"{k} of {n} inputs atypical at p < {alpha:g} ({self.method}: {self.kind}; about {expected:.2g} expected "
+        n, k, m = len(self.score), int((self.p_value < alpha).sum()), self.reference_score.size
+        line = (
+            f"{k} of {n} inputs atypical at p < {alpha:g} ({self.method}: {self.kind}; about {alpha * n:.2g} expected "
             f"by chance if all were in-distribution); median score {np.median(self.score):.4g}, reference median "
-            f"{np.median(self.reference_score):.4g} ({self.reference_score.size} reference inputs from {self.reference})"
+            f"{np.median(self.reference_score):.4g} ({m} reference inputs from {self.reference})"
         )
+        floor = (2 if self.alternative == "two-sided" else 1) / (m + 1)
+        if floor >= alpha:
+            need = int(np.ceil((2 if self.alternative == "two-sided" else 1) / alpha))
+            line += f"; with {m} reference inputs no p-value is below {floor:.3g}: use --reference-size {need} or more"
+        return line
 
     def layout(self) -> tuple[dict[str, Any], dict[str, Group]]:
         x_dims = x_dim_names(self.inputs.shape[1:])

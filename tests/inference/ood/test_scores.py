@@ -73,9 +73,7 @@ def test_lmd_with_an_identity_inpainter_scores_zero():
 def test_lmd_with_a_zero_inpainter_is_the_masked_energy():
     x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     r = lmd(x, lambda x, mask, g: x * mask, attempts=2, block=4)
-    per_attempt = [
-        (x * (1 - checkerboard((1, 8, 8), 4, flip=f))).pow(2).flatten(1).mean(1) for f in (False, True)
-    ]
+    per_attempt = [(x * (1 - checkerboard((1, 8, 8), 4, flip=f))).pow(2).flatten(1).mean(1) for f in (False, True)]
     torch.testing.assert_close(r.distances, torch.stack(per_attempt, 1))
     torch.testing.assert_close(r.score, torch.stack(per_attempt, 1).min(1).values)  # lower median of two
 

@@ -47,7 +47,7 @@ def _distance(value: str) -> None:
 
 @dataclass(frozen=True)
 class LMDOptions:
-    """LMD: ``attempts`` inpaintings (r) with ``num_steps`` sampler steps, ``block`` (0: the default, an eighth of
+    """LMD: ``attempts`` inpaintings (r) with ``num_steps`` sampler steps, ``block`` (0: the default, a sixteenth of
     the image side), ``distance`` mse or ssim."""
 
     attempts: int = 10

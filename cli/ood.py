@@ -121,4 +121,4 @@ def ood(**o: Any) -> None:
     click.echo(f"wrote {out / files[0]} and {', '.join(Path(p).name for p in written)} in {result.wall_time_s:.1f} s")
     worst = result.flagged(o["alpha"])[:5]
     if len(worst):
-        click.echo("most atypical: " + ", ".join(f"#{i} (p={result.p_value[i]:.2g})" for i in worst))
+        click.echo("most atypical: " + ", ".join(f"#{i} (p={result.p_value[i]:.3g})" for i in worst))

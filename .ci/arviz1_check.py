@@ -19,9 +19,9 @@ assert files, "no result files given"
 for path in files:
     dt = az.from_netcdf(path)
     tree = xr.open_datatree(path, engine="h5netcdf")
-    assert dt.attrs["zoo_format"] in ("zoo.posterior", "zoo.calibration", "zoo.fibers"), path
-    if dt.attrs["zoo_format"] == "zoo.fibers":
-        print(f"{path}: fibers, groups {sorted(dt.children)}")
+    assert dt.attrs["zoo_format"] in ("zoo.posterior", "zoo.calibration", "zoo.fibers", "zoo.ood"), path
+    if dt.attrs["zoo_format"] in ("zoo.fibers", "zoo.ood"):
+        print(f"{path}: {dt.attrs['zoo_format']}, groups {sorted(dt.children)}")
         continue
     summary = az.summary(dt, group="posterior")
     assert len(summary) > 0 and set(tree["posterior"].dims) >= {"chain", "draw", "observation"}, path

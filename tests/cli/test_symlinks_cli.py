@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -41,6 +42,11 @@ CASES = {  # command -> (arguments with OUT, the names planted as links, relativ
         ["fiber", "--subject", "digits-classifier", "--prior", "color-mnist-ddpm", "--input", "0", "-n", "2"]
         + ["--steps", "2", "--reference-size", "20", "--out", "OUT"],
         ["fibers.nc", "fibers.png"],
+    ),
+    "ood": (
+        ["ood", "--prior", "color-mnist-ddpm", "--input", "IMAGES", "--reference-size", "4", "--option", "attempts=1"]
+        + ["--option", "num_steps=2", "--out", "OUT"],
+        ["ood.nc", "ood_scores.png", "ood_atypical.png"],
     ),
 }
 
@@ -79,7 +85,9 @@ def test_links_at_output_names_are_replaced_never_written_through(tmp_path, comm
     out = tmp_path / "out"
     out.mkdir()
     _plant(out, names, file if target == "file" else folder)
-    args = [a.replace("OUT", str(out)) for a in args]
+    images = tmp_path / "images.npy"
+    np.save(images, np.full((2, 3, 16, 16), 0.5, np.float32))
+    args = [a.replace("OUT", str(out)).replace("IMAGES", str(images)) for a in args]
     if command not in GOES_AHEAD:
         before = _snapshot(tmp_path)
         refused = CliRunner().invoke(main, args)  # without --overwrite: the links are the user's, left alone

@@ -1,8 +1,8 @@
 """What ``zoo list`` shows, kept as a file so that listing needs no torch (``zoo list`` starts in well under 1 s).
 
-``catalog.json`` holds the built-in simulators with their options, the posterior methods, the fiber methods and the
-shipped estimators. :func:`build` reads them from the live registries (importing the library); a test checks that
-the file equals :func:`build`, so it cannot go stale. Regenerate it after adding to a registry::
+``catalog.json`` holds the built-in simulators with their options, the posterior methods, the fiber methods, the OOD
+scores and the shipped estimators. :func:`build` reads them from the live registries (importing the library); a
+test checks that the file equals :func:`build`, so it cannot go stale. Regenerate it after adding to a registry::
 
     python -m zoo_cli.catalog
 """
@@ -21,7 +21,7 @@ def build() -> dict[str, Any]:
     import inference
     import simulators
     import zoo.estimators
-    from inference import fibers
+    from inference import fibers, ood
     from simulators.registry import _PLUGINS
 
     builtin = [n for n in simulators.names() if n not in _PLUGINS]
@@ -29,6 +29,7 @@ def build() -> dict[str, Any]:
         "simulators": {n: {k: repr(v) for k, v in simulators.options(n).items()} for n in builtin},
         "methods": inference.methods(),
         "fiber_methods": {n: fibers.fiber_method_spec(n).description for n in fibers.fiber_methods()},
+        "ood_scores": {n: ood.score_spec(n).description for n in ood.scores()},
         "estimators": {
             n: {
                 "simulator": zoo.estimators.get(n).simulator,

@@ -47,6 +47,9 @@ def list_cmd(models: bool, directories: tuple[str, ...]) -> None:
     click.echo("fiber methods:")
     for name, description in c["fiber_methods"].items():
         click.echo(f"  {name:<18} {description}")
+    click.echo("OOD scores (zoo ood --method NAME):")
+    for name, description in c.get("ood_scores", {}).items():
+        click.echo(f"  {name:<18} {description}")
     click.echo("shipped estimators (the default of zoo infer --simulator NAME):")
     for name, e in c["estimators"].items():
         click.echo(f"  {name:<22} {e['simulator']} ({e['method']}, {e['budget']} simulations): {e['description']}")

@@ -131,7 +131,8 @@ class ScoreSpec:
         higher_is_ood: whether large values mean "unlike the data" (distances) or typical (log-likelihoods).
         kind: what the value is, for a prior (``kind(prior)``): "distance", "exact", "ODE estimate", "bound", ...
         run: ``run(prior, x, options, generator) -> Scored``.
-        cost: network passes per input at the default options (for messages and ``--ood-check``).
+        cost: network passes per input at the default options.
+        description: one line for ``zoo list``.
     """
 
     name: str
@@ -140,6 +141,7 @@ class ScoreSpec:
     kind: Callable[[Prior], str]
     run: Callable[[Prior, torch.Tensor, Any, torch.Generator | None], Scored]
     cost: str
+    description: str = ""
 
     def make_options(self, options: Any = None) -> Any:
         return build_options(self.options, options, owner=f"OOD score {self.name!r}")
@@ -200,7 +202,13 @@ def register_score(spec: ScoreSpec) -> None:
 
 register_score(
     ScoreSpec(
-        "lmd", LMDOptions, True, lambda p: "distance (median inpainting error)", _lmd, "attempts x num_steps passes"
+        "lmd",
+        LMDOptions,
+        True,
+        lambda p: "distance (median inpainting error)",
+        _lmd,
+        "attempts x num_steps passes",
+        "median distance between the input and its checkerboard inpaintings by the prior (LMD)",
     )
 )
 register_score(
@@ -211,14 +219,29 @@ register_score(
         lambda p: "distance (reconstruction error from level t)",
         _dd,
         "about t x num_steps passes",
+        "distance between the input and its reconstruction after noising to level t (cheap)",
     )
 )
 register_score(
-    ScoreSpec("likelihood", LikelihoodOptions, False, _likelihood_kind, _likelihood, "one ODE solve (~60-150 passes)")
+    ScoreSpec(
+        "likelihood",
+        LikelihoodOptions,
+        False,
+        _likelihood_kind,
+        _likelihood,
+        "one ODE solve (~60-150 passes)",
+        "log p(x): exact for flow priors, the probability-flow ODE for diffusion priors",
+    )
 )
 register_score(
     ScoreSpec(
-        "elbo", ChainOptions, False, lambda p: "evidence lower bound (<= log p)", _elbo, "chains x num_steps passes"
+        "elbo",
+        ChainOptions,
+        False,
+        lambda p: "evidence lower bound (<= log p)",
+        _elbo,
+        "chains x num_steps passes",
+        "evidence lower bound on log p(x) (DDPM / DDIM priors)",
     )
 )
 register_score(
@@ -229,6 +252,7 @@ register_score(
         lambda p: "importance-weighted bound (-> log p as chains grow)",
         _iwae,
         "chains x num_steps passes",
+        "importance-weighted bound, a consistent estimate of log p(x) (DDPM / DDIM priors)",
     )
 )
 

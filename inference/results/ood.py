@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +10,7 @@ import numpy as np
 
 from inference.results import netcdf
 from inference.results.netcdf import Group, ResultFile, attr_json
-from inference.results.posterior import as_numpy, now, provenance, versions, x_dim_names
+from inference.results.posterior import as_numpy, now, result_attrs, versions, x_dim_names
 
 ALPHA = 0.01
 """The significance level of the one-line summary and the plots' thresholds."""
@@ -110,22 +109,16 @@ class OODScores(ResultFile):
                 {"reference": np.arange(self.reference_score.size)},
             ),
         }
-        attrs = {
-            "zoo_format": netcdf.OOD,
-            "zoo_format_version": netcdf.FORMAT_VERSION,
+        fields = {
             "method": self.method,
             "kind": self.kind,
             "higher_is_ood": int(bool(self.higher_is_ood)),
             "prior": self.prior,
             "reference": self.reference,
             "alternative": self.alternative,
-            "method_options": json.dumps(self.method_options, sort_keys=True, default=str),
-            "seed": -1 if self.seed is None else int(self.seed),
-            **provenance(self.wall_time_s, self.created, self.versions),
         }
-        for g in groups.values():
-            g.attrs.update({k: attrs[k] for k in ("created_at", "inference_library", "method")})
-        return attrs, groups
+        stamp = {"seed": self.seed, "wall_time_s": self.wall_time_s, "created": self.created, "versions": self.versions}
+        return result_attrs(netcdf.OOD, fields, groups, options=self.method_options, **stamp), groups
 
     @classmethod
     def from_layout(cls, attrs: dict[str, Any], groups: dict[str, Group]) -> OODScores:

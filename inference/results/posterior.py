@@ -345,6 +345,34 @@ def provenance(wall_time_s: float, created: str, versions: dict[str, str]) -> di
     }
 
 
+def result_attrs(
+    fmt: str,
+    fields: dict[str, Any],
+    groups: dict[str, Any],
+    *,
+    options: dict[str, Any],
+    seed: int | None,
+    wall_time_s: float,
+    created: str,
+    versions: dict[str, str],
+) -> dict[str, Any]:
+    """The root attributes of a result file (format tag, ``fields``, options as JSON, seed, provenance); every group
+    gets the ArviZ-shared ones (``created_at``, ``inference_library``, ``method``)."""
+    from inference.results import netcdf
+
+    attrs = {
+        "zoo_format": fmt,
+        "zoo_format_version": netcdf.FORMAT_VERSION,
+        **fields,
+        "method_options": json.dumps(options, sort_keys=True, default=str),
+        "seed": -1 if seed is None else int(seed),
+        **provenance(wall_time_s, created, versions),
+    }
+    for g in groups.values():
+        g.attrs.update({k: attrs[k] for k in ("created_at", "inference_library", "method")})
+    return attrs
+
+
 def now() -> str:
     """ISO time stamp (UTC) of a result's creation."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

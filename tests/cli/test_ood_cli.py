@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from diffusers import DDPMScheduler, UNet2DModel
+from diffusers import DDPMScheduler
 
 import simulators
 from inference.results import read_ood
@@ -47,20 +47,8 @@ def test_ood_on_the_shipped_prior(tmp_path, images):
     assert again.exit_code == 2 and "--overwrite" in again.output
 
 
-def test_ood_likelihood_on_a_users_diffusers_directory(tmp_path, images):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        unet = UNet2DModel(
-            sample_size=16,
-            in_channels=3,
-            out_channels=3,
-            block_out_channels=(8, 8),
-            layers_per_block=1,
-            down_block_types=("DownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "UpBlock2D"),
-            norm_num_groups=4,
-        )
-    unet.save_pretrained(tmp_path / "mine")
+def test_ood_likelihood_on_a_users_diffusers_directory(tmp_path, images, tiny_unet):
+    tiny_unet(size=16).save_pretrained(tmp_path / "mine")
     DDPMScheduler(num_train_timesteps=100).save_pretrained(tmp_path / "mine")
     out = tmp_path / "out"
     args = ["--reference-size", 6, "--method", "elbo", "--option", "num_steps=4", "--out", out]

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from diffusers import DDPMScheduler, UNet2DModel
+from diffusers import DDPMScheduler
 from scipy.stats import kstest
 
 from inference.ood import (
@@ -27,20 +27,10 @@ from inference.ood.reconstruct import ssim
 from zoo import DiffusionPrior, FlowPrior
 
 
-def tiny_prior(channels: int = 3, size: int = 8) -> DiffusionPrior:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        net = UNet2DModel(
-            sample_size=size,
-            in_channels=channels,
-            out_channels=channels,
-            block_out_channels=(8, 8),
-            layers_per_block=1,
-            down_block_types=("DownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "UpBlock2D"),
-            norm_num_groups=4,
-        ).eval()
-    return DiffusionPrior(net, DDPMScheduler(clip_sample=True), normalization={"mean": 0.5, "std": 0.5})
+@pytest.fixture
+def tiny_prior(tiny_unet) -> DiffusionPrior:
+    """A tiny, untrained DDPM prior on 3 x 8 x 8 images in [0, 1]."""
+    return DiffusionPrior(tiny_unet(), DDPMScheduler(clip_sample=True), normalization={"mean": 0.5, "std": 0.5})
 
 
 def flow_prior() -> FlowPrior:
@@ -78,8 +68,8 @@ def test_lmd_with_a_zero_inpainter_is_the_masked_energy():
     torch.testing.assert_close(r.score, torch.stack(per_attempt, 1).min(1).values)  # lower median of two
 
 
-def test_the_diffusion_inpainter_keeps_the_kept_half():
-    prior = tiny_prior()
+def test_the_diffusion_inpainter_keeps_the_kept_half(tiny_prior):
+    prior = tiny_prior
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
     mask = checkerboard((3, 8, 8), 2)
     out = DiffusionInpainter(prior, num_steps=4)(x, mask, torch.Generator().manual_seed(0))
@@ -87,8 +77,8 @@ def test_the_diffusion_inpainter_keeps_the_kept_half():
     assert float(((out - x) * (1 - mask)).abs().max()) > 1e-3  # and fills the rest itself
 
 
-def test_diffuse_denoise_checks_its_level():
-    prior = tiny_prior()
+def test_diffuse_denoise_checks_its_level(tiny_prior):
+    prior = tiny_prior
     x = torch.rand(2, 3, 8, 8)
     assert diffuse_denoise(prior, x, t=0.3, num_steps=5).shape == x.shape
     with pytest.raises(ValueError, match="fraction of T"):
@@ -127,11 +117,11 @@ def _cheap(name: str) -> dict:
 
 
 @pytest.mark.parametrize("name", scores())
-def test_every_registered_score_runs(name):
+def test_every_registered_score_runs(name, tiny_prior):
     """The contract: a new score is picked up here; it scores a batch with finite values of the right shape and
     refuses bad inputs in one line."""
     spec = score_spec(name)
-    prior = tiny_prior()
+    prior = tiny_prior
     x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     out = score(prior, x, name, options=_cheap(name), generator=torch.Generator().manual_seed(0), batch_size=2)
     assert out.score.shape == (3,) and bool(torch.isfinite(out.score).all())
@@ -181,10 +171,10 @@ class SeriesNet(torch.nn.Module):
 
 
 @pytest.mark.parametrize("scheduler", ["DDIMScheduler", "FlowMatchEulerDiscreteScheduler"])
-def test_reconstruction_scores_with_ddim_and_flow_matching_priors(scheduler):
+def test_reconstruction_scores_with_ddim_and_flow_matching_priors(scheduler, tiny_prior):
     import diffusers
 
-    base = tiny_prior()
+    base = tiny_prior
     prior = DiffusionPrior(base.net, getattr(diffusers, scheduler)(), normalization={"mean": 0.5, "std": 0.5})
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     mask = checkerboard((3, 8, 8), 1)

@@ -25,12 +25,10 @@ import argparse
 import time
 
 import torch
-import torch.nn.functional as F
 
-import simulators
 import zoo
 from inference.ood import Typicality, roc_auc, score, score_spec
-from simulators.color_mnist import colorize, digit_color, sample_colors
+from inference.ood.sets import color_mnist_sets
 
 # LMD paper (Liu, Zhou & Weinberger), Table 1 (likelihood, LMD with LPIPS) and Table 3 (LMD with MSE), digit pairs
 SEED_TABLE = {
@@ -53,24 +51,8 @@ RUNS = {  # row label -> (score, options)
 
 
 def datasets(n: int, seed: int) -> dict[str, torch.Tensor]:
-    """The in-distribution set and the OOD sets, n images each, (n, 3, 16, 16) in [0, 1]."""
-    g = torch.Generator().manual_seed(seed)
-    cm = simulators.get("color-mnist")
-    digits = cm.digits
-    pick = torch.randint(len(digits), (n,), generator=g)
-    grey, c0 = digits[pick], sample_colors((n,), generator=g)
-    from sklearn.datasets import load_digits
-
-    small = torch.tensor(load_digits().images, dtype=torch.float32)[pick] / 16.0
-    full = F.interpolate(small[:, None], size=(16, 16), mode="bilinear", align_corners=True)[:, 0].clamp(0, 1)
-    return {
-        "in-distribution": colorize(grey, c0),
-        "untied": colorize(grey, c0, digit_color(sample_colors((n,), generator=g))),
-        "rotated": colorize(torch.rot90(grey, 1, (-2, -1)), c0),
-        "upsampled": colorize(full, c0),
-        "noise": torch.rand(n, 3, 16, 16, generator=g),
-        "constant": c0[:, :, None, None].expand(n, 3, 16, 16).clone(),
-    }
+    """The in-distribution set and the OOD sets (:func:`inference.ood.sets.color_mnist_sets`)."""
+    return color_mnist_sets(n, seed)[0]
 
 
 def table(prior_name: str, sets: dict[str, torch.Tensor], id_key: str, runs: dict, seed: int) -> dict:

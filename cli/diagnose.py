@@ -15,6 +15,8 @@ import click
 import torch
 
 from zoo_cli.options import SEED, check_out, count, estimator_choice, fit_options, source_options
+from zoo_cli.subject_diag import run as run_subject
+from zoo_cli.subject_diag import subject_options
 
 # what a calibration run writes (inference.plots.calibration_figures)
 OUTPUTS = ("calibration.nc", "calibration.md", "calibration.png", "sbc.png", "report.png")
@@ -33,12 +35,16 @@ OUTPUTS = ("calibration.nc", "calibration.md", "calibration.png", "sbc.png", "re
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Output folder (calibration run).")
 @click.option("--overwrite", is_flag=True, help="Replace existing files in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@subject_options
 def diagnose(result: Path | None, **o: Any) -> None:
     """Check calibration of a method on simulated test cases, or summarize a result file.
 
     Examples: zoo diagnose --simulator gaussian-mixture --method abc --n-test 200 --out diag/
               zoo diagnose out/posterior.nc
+              zoo diagnose --subject digits-classifier --out clf/
     """
+    if o["subject"] is not None:
+        return run_subject(o)
     if result is not None:
         if o["name"] or o["estimator"]:
             raise click.UsageError("give either a result file or --simulator/--estimator, not both")

@@ -132,12 +132,98 @@ def entropy_increase(probs_in: np.ndarray, probs_out: np.ndarray) -> float:
     return float(entropy(probs_out).mean() - entropy(probs_in).mean())
 
 
+class ClassifierReport(NamedTuple):
+    """Calibration and OOD diagnostics of one classifier on one labelled set.
+
+    Attributes:
+        name: the classifier (name or path).
+        calibration: :class:`Calibration` on the labelled in-distribution data.
+        ood: per OOD set: ``{"delta_entropy": Delta H (nats), "auroc_entropy": ROC-AUC of the predictive entropy,
+            "auroc_typicality": ROC-AUC of 1 - the two-sided typicality p-value of the entropy}``.
+        n: labelled inputs.
+    """
+
+    name: str
+    calibration: Calibration
+    ood: dict[str, dict[str, float]]
+    n: int
+
+    def table(self) -> str:
+        """The Markdown tables a person reads (metrics in percent, as the thesis reports them)."""
+        c = self.calibration
+        lines = [
+            f"Classifier {self.name} on {self.n} labelled inputs (ECE, MCE, ICE, GME, error in %; thesis bin edges)",
+            "",
+            "| error | ECE | MCE | ICE | GME | OCE |",
+            "|---|---|---|---|---|---|",
+            f"| {100 * (1 - c.accuracy):.2f} | {100 * c.ece:.2f} | {100 * c.mce:.2f} | {100 * c.ice:.2f} | "
+            f"{100 * c.gme:.2f} | {c.oce:.2f} |",
+            "",
+            "ECE over all bins; MCE, ICE over bins of >= 20 probabilities; OCE: error rate of >= 99.7 %-confident "
+            "predictions / 0.3 %.",
+        ]
+        if self.ood:
+            lines += ["", "| OOD set | Delta H (nats) | ROC-AUC entropy | ROC-AUC typicality |", "|---|---|---|---|"]
+            for k, v in self.ood.items():
+                lines.append(
+                    f"| {k} | {v['delta_entropy']:.3f} | {v['auroc_entropy']:.3f} | {v['auroc_typicality']:.3f} |"
+                )
+        return "\n".join(lines)
+
+
+def class_probs(subject, x, *, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (N, K) of a classifier subject (output logits / probs / log_probs) on inputs x."""
+    import torch
+
+    if getattr(subject, "layer", None) is not None:
+        raise ValueError("calibration needs the subject's class scores; load it without --layer")
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            h = subject(x[i : i + batch_size].to(subject.device)).float()
+            if h.ndim != 2:
+                raise ValueError(f"a classifier subject returns (B, classes); this one returns {tuple(h.shape)}")
+            kind = getattr(subject, "output", "output")
+            p = h if kind == "probs" else h.exp() if kind == "log_probs" else h.softmax(-1)
+            out.append(p.cpu().double().numpy())
+    return np.concatenate(out)
+
+
+def evaluate_classifier(subject, x, labels, *, ood: dict | None = None, name: str = "") -> ClassifierReport:
+    """Calibration of a classifier subject on labelled inputs and its OOD behaviour on unlabelled sets.
+
+    The typicality column uses half of the in-distribution entropies as the reference and the other half as the
+    in-distribution test inputs (:class:`inference.ood.pvalues.Typicality`, two-sided).
+    """
+    from inference.ood.pvalues import Typicality, roc_auc
+
+    p_in = class_probs(subject, x)
+    cal = calibration(p_in, np.asarray(labels))
+    h_in = entropy(p_in)
+    half = len(h_in) // 2
+    rows = {}
+    for k, xo in (ood or {}).items():
+        p_out = class_probs(subject, xo)
+        h_out = entropy(p_out)
+        row = {"delta_entropy": entropy_increase(p_in, p_out), "auroc_entropy": roc_auc(h_in, h_out)}
+        if half >= 2:
+            test = Typicality(h_in[:half])
+            row["auroc_typicality"] = roc_auc(-test.p_values(h_in[half:]), -test.p_values(h_out))
+        else:
+            row["auroc_typicality"] = float("nan")
+        rows[k] = row
+    return ClassifierReport(name, cal, rows, len(p_in))
+
+
 __all__ = [
     "OCE_CONFIDENCE",
     "THESIS_EDGES",
     "Calibration",
+    "ClassifierReport",
     "calibration",
+    "class_probs",
     "consistency_ece",
     "entropy",
     "entropy_increase",
+    "evaluate_classifier",
 ]

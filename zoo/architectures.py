@@ -9,6 +9,7 @@ Architectures:
     ``zoo.digits-cnn``: :class:`DigitsCNN`, a small convolutional classifier.
     ``zoo.color-mnist-ae``: :class:`ColorMNISTAutoencoder`, encoder(decolorize(x)) with its decoder.
     ``zoo.realnvp``: a RealNVP normalizing flow on vectors (normflows), see :func:`realnvp`.
+    ``zoo.ib-inn``: an IB-INN generative classifier (:mod:`zoo.generative`).
 """
 
 from __future__ import annotations
@@ -164,7 +165,14 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "zoo.digits-cnn": DigitsCNN,
     "zoo.color-mnist-ae": ColorMNISTAutoencoder,
     "zoo.realnvp": realnvp,
+    "zoo.ib-inn": lambda **config: _ib_inn(**config),
 }
+
+
+def _ib_inn(**config: Any) -> nn.Module:
+    from zoo.generative import build_ib_inn  # imports normflows
+
+    return build_ib_inn(**config)
 
 
 def build(architecture: str, config: dict[str, Any]) -> nn.Module:

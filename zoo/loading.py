@@ -160,7 +160,12 @@ def _load_zoo_dir(path: Path, role, device, output, layer) -> Prior | Subject:
     meta = {**meta, "config": config, "source": str(path)}
     spec = meta.get("input", {})
     if meta["role"] == "subject":
-        return Subject(
+        cls = Subject
+        if meta.get("architecture") == "zoo.ib-inn":
+            from zoo.generative import generative_subject
+
+            cls = generative_subject()
+        return cls(
             module,
             output=meta.get("output", "output") if output is None else output,
             layer=layer if layer is not None else meta.get("layer"),

@@ -49,6 +49,7 @@ class Recipe:
         ema: EMA decay of the weights that are saved (DDPM only; 0 disables).
         scheduler: diffusers scheduler config (DDPM only).
         description: one line for ``zoo list --models``.
+        options: the trainer's own settings (IB-INN: ``gamma``, ``noise``, ``smoothing``).
     """
 
     name: str
@@ -67,6 +68,7 @@ class Recipe:
     ema: float = 0.0
     scheduler: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 _DDPM_SCHEDULER = {
@@ -124,6 +126,20 @@ _RECIPES = {
         lr=2e-3,
         warmup=100,
         description="small CNN classifier of colored digits (logits over 0-9)",
+    ),
+    "color-mnist-ib-inn": Recipe(
+        name="color-mnist-ib-inn",
+        role="subject",
+        kind="ib-inn",
+        architecture="zoo.ib-inn",
+        config={"input_shape": [3, 16, 16], "classes": 10, "blocks": [2, 4, 4], "hidden": [32, 64, 64]},
+        steps=2000,
+        batch_size=64,
+        lr=1e-3,
+        warmup=100,
+        grad_clip=8.0,
+        options={"gamma": 1.0, "noise": 1e-3, "smoothing": 0.05},
+        description="IB-INN generative classifier of colored digits: exact p(x | y), Bayes p(y | x), class fibers",
     ),
 }
 
@@ -199,6 +215,8 @@ def train_recipe(
         config["sample_size"] = h
     elif recipe.architecture == "zoo.color-mnist-ae":
         config["size"] = h
+    elif recipe.architecture == "zoo.ib-inn":
+        config["input_shape"] = [3, h, w]
     device = check_device(device)
     net = _init(recipe, config).to(device)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else out.with_name(out.name + ".ckpt")

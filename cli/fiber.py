@@ -97,7 +97,7 @@ def ood_check(o: dict[str, Any], alpha: float = 0.01) -> None:
     help="Weights (.safetensors) of a --subject given as package.module:factory (with --trust-code).",
 )
 @click.option("--layer", default=None, help="Use this layer's activation as the features h.")
-@click.option("--output", "output", default=None, help="Subject output: output, probs, log_probs.")
+@click.option("--output", "output", default=None, help="Subject output: output, probs, log_probs, latent (IB-INN).")
 @click.option("--prior", "prior_name", default=None, help="Diffusion / flow-matching prior (ndtm): name or directory.")
 @click.option("--input", "input_spec", required=True, help="Target: index into the reference set, .npy or .png.")
 @click.option("-n", "n", type=count(), default=16, show_default=True, help="Fiber samples.")

@@ -66,6 +66,8 @@ class GenerativeClassifier(nn.Module):
             the means of two classes about 2 apart whatever D (N(0, I) means in D = 768 would be ~39 apart and make
             the untrained classifier certain).
         features: what ``forward`` returns: ``"logits"`` (default) or ``"latent"`` (z, flattened).
+        covariance: ``"identity"`` (the IB-INN: N(mu_y, I)) or ``"diagonal"`` (NFPI: N(mu_y, diag(var_y)), the
+            variances a buffer that :func:`zoo.nfpi.nfpi_update` sets).
 
     Shapes: x (B, *input_shape); z (B, D) with D = prod(latent_shape); logits (B, K).
     """
@@ -79,6 +81,7 @@ class GenerativeClassifier(nn.Module):
         *,
         mu_scale: float | None = None,
         features: str = "logits",
+        covariance: str = "identity",
     ) -> None:
         super().__init__()
         if features not in ("logits", "latent"):
@@ -90,6 +93,11 @@ class GenerativeClassifier(nn.Module):
         self.mu = nn.Parameter(scale * torch.randn(int(classes), self.dim))
         self.register_buffer("log_weights", torch.full((int(classes),), -math.log(int(classes))))
         self.features = features
+        if covariance not in ("identity", "diagonal"):
+            raise ValueError(f"covariance must be 'identity' or 'diagonal', got {covariance!r}")
+        self.covariance = covariance
+        # saved only where it is a parameter of the model (NFPI); the IB-INN's is the identity
+        self.register_buffer("var", torch.ones(int(classes), self.dim), persistent=covariance == "diagonal")
 
     @property
     def classes(self) -> int:
@@ -111,14 +119,17 @@ class GenerativeClassifier(nn.Module):
         return x
 
     def component_log_probs(self, z: torch.Tensor) -> torch.Tensor:
-        """log N(z; mu_y, I) + w_y for every class, (B, K)."""
-        d2 = (z[:, None, :] - self.mu[None]).pow(2).sum(-1)
-        return -0.5 * d2 - 0.5 * self.dim * math.log(2 * math.pi) + self.log_weights
+        """log N(z; mu_y, Sigma_y) + w_y for every class, (B, K) (Sigma_y = I, or diag(var_y))."""
+        if self.covariance == "identity":
+            d2 = (z[:, None, :] - self.mu[None]).pow(2).sum(-1)
+            return -0.5 * d2 - 0.5 * self.dim * math.log(2 * math.pi) + self.log_weights
+        d2 = ((z[:, None, :] - self.mu[None]).pow(2) / self.var[None]).sum(-1)
+        return -0.5 * (d2 + self.var.log().sum(-1) + self.dim * math.log(2 * math.pi)) + self.log_weights
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """-||z - mu_y||^2 / 2 + w_y, (B, K): the softmax is p(y | x)."""
+        """Class scores whose softmax is p(y | x) (identity covariance: -||z - mu_y||^2 / 2 + w_y), (B, K)."""
         z, _ = self.latent(x)
-        return -0.5 * (z[:, None, :] - self.mu[None]).pow(2).sum(-1) + self.log_weights
+        return self.component_log_probs(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.features == "latent":
@@ -137,6 +148,11 @@ class GenerativeClassifier(nn.Module):
         """p(y | x), (B, K)."""
         return self.logits(x).softmax(-1)
 
+    def class_log_likelihoods(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x | y) for every class, (B, K), exact."""
+        z, logdet = self.latent(x)
+        return self.component_log_probs(z) - self.log_weights + logdet[:, None]
+
     @torch.no_grad()
     def sample_class(self, y: int, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0):
         """n draws of p(x | y): z ~ N(mu_y, temperature^2 I), x = g^{-1}(z) — the class fiber of the latent."""
@@ -144,7 +160,7 @@ class GenerativeClassifier(nn.Module):
             raise ValueError(f"class y must be in [0, {self.classes - 1}], got {y!r}")
         dev = self.mu.device
         eps = torch.randn(int(n), self.dim, generator=generator, device=generator.device if generator else dev)
-        return self.decode(self.mu[int(y)] + temperature * eps.to(dev))
+        return self.decode(self.mu[int(y)] + temperature * self.var[int(y)].sqrt() * eps.to(dev))
 
 
 class GenerativeSubject:
@@ -163,8 +179,7 @@ class GenerativeSubject:
 
     def class_log_likelihoods(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x | y) for every class, (B, K)."""
-        z, logdet = self.module.latent(x)
-        return self.module.component_log_probs(z) - self.module.log_weights + logdet[:, None]
+        return self.module.class_log_likelihoods(x)
 
     def sample_class(self, y: int, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0):
         """n draws of p(x | y) (class fibers of the latent, decoded), (n, *input_shape)."""

@@ -15,7 +15,7 @@ from simulators import Registry
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 _MODELS: Registry[Path] = Registry("built-in model", listing="built-ins")
-for _name in ("color-mnist-ddpm", "color-mnist-ood-ddpm", "color-mnist-ae", "digits-classifier"):
+for _name in ("color-mnist-ddpm", "color-mnist-ood-ddpm", "color-mnist-ae", "digits-classifier", "color-mnist-ib-inn"):
     _MODELS.register(_name, WEIGHTS_DIR / _name)
 BUILTIN: tuple[str, ...] = tuple(_MODELS.names())
 

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-OUTPUTS = ("output", "logits", "embedding", "probs", "log_probs")
+OUTPUTS = ("output", "logits", "embedding", "probs", "log_probs", "latent", "class_log_likelihoods")
+GENERATIVE_OUTPUTS = ("latent", "class_log_likelihoods")  # of generative classifiers (zoo.generative)
 
 
 class _Captured(Exception):  # noqa: N818 - control flow, not an error
@@ -28,7 +29,8 @@ class Subject(nn.Module):
     Arguments:
         module: the model under test; called as ``module(x)``.
         output: what h is: ``"output"`` / ``"logits"`` / ``"embedding"`` (the module's output unchanged),
-            ``"probs"`` (softmax over the last dim) or ``"log_probs"`` (log-softmax).
+            ``"probs"`` (softmax over the last dim) or ``"log_probs"`` (log-softmax); for generative classifiers
+            (:mod:`zoo.generative`) also ``"latent"`` (z = g(x)) or ``"class_log_likelihoods"`` (log p(x | y), (B, K)).
         layer: the name of a submodule (as in ``module.named_modules()``) whose output is h instead; the forward
             pass stops there. A tuple output takes its first element.
         input_shape: the expected shape of one input, e.g. (3, 16, 16); checked on every call when given.
@@ -62,6 +64,8 @@ class Subject(nn.Module):
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        if output in GENERATIVE_OUTPUTS and not hasattr(module, "latent"):
+            raise ValueError(f"output {output!r} needs a generative classifier (e.g. color-mnist-ib-inn)")
         if layer is not None:
             names = dict(module.named_modules())
             if layer not in names or layer == "":
@@ -83,6 +87,10 @@ class Subject(nn.Module):
             )
         if self.layer is not None:
             return self._layer_output(x)
+        if self.output == "latent":
+            return self.module.latent(x)[0]
+        if self.output == "class_log_likelihoods":
+            return self.module.class_log_likelihoods(x)
         h = self.module(x)
         if self.output == "probs":
             return h.softmax(-1)

@@ -217,8 +217,92 @@ def ib_loss(
     return {"loss": loss, "l_x": l_x.detach(), "l_y": l_y.detach(), "accuracy": acc.detach()}
 
 
+def nfpi_loss(
+    model: GenerativeClassifier,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    noise: float = 1e-3,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """L_NF of NFPI: the class-conditional negative log-likelihood -log p(x + eps | y) per dimension (the class
+    Gaussians are fixed here; :func:`zoo.nfpi.nfpi_update` moves them between steps)."""
+    eps = torch.randn(x.shape, generator=generator, device=generator.device if generator else x.device)
+    xn = x + noise * eps.to(x)
+    z, logdet = model.latent(xn)
+    comp = model.component_log_probs(z)
+    nll = -(comp.gather(1, y.long().view(-1, 1))[:, 0] - model.log_weights[y.long()] + logdet).mean() / x[0].numel()
+    return {"loss": nll, "accuracy": (comp.argmax(-1) == y).float().mean().detach()}
+
+
+def fit_generative(
+    model: GenerativeClassifier,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    loss: str = "ib",
+    gamma: float = 1.0,
+    lam: float = 0.0,
+    steps: int = 1000,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    fpi_every: int = 20,
+    fpi_batch: int = 1024,
+    seed: int = 0,
+    progress: bool = False,
+) -> GenerativeClassifier:
+    """Train a generative classifier on labelled data with zoo's one loop: the IB loss (``loss="ib"``, ``gamma``)
+    or NFPI (``loss="nfpi"``: L_NF by gradient, the class means and diagonal variances by the fixed-point update with
+    repulsion ``lam`` every ``fpi_every`` steps on ``fpi_batch`` latents; the model needs ``covariance="diagonal"``).
+    """
+    from zoo.nfpi import class_moments, nfpi_update
+    from zoo.training import TrainConfig, train
+
+    if loss not in ("ib", "nfpi"):
+        raise ValueError(f"loss must be 'ib' or 'nfpi', got {loss!r}")
+    if loss == "nfpi" and model.covariance != "diagonal":
+        raise ValueError("NFPI updates class variances: build the model with covariance='diagonal'")
+    g = torch.Generator().manual_seed(seed)
+
+    def fpi() -> None:
+        idx = torch.randint(len(x), (min(fpi_batch, len(x)),), generator=g)
+        with torch.no_grad():
+            z = model.latent(x[idx])[0]
+            mu, var = class_moments(z, y[idx], model.classes, diagonal=True)
+            if lam > 0:
+                mu, var = nfpi_update(z, y[idx], model.mu.double(), model.var.double(), lam=lam)
+            model.mu.copy_(mu.float())
+            model.var.copy_(var.float().clamp(min=1e-6))
+
+    if loss == "nfpi":
+        model.mu.requires_grad_(False)
+        fpi()
+
+    def batches(step: int):
+        i = torch.randint(len(x), (batch_size,), generator=g)
+        return x[i], y[i]
+
+    def loss_fn(batch, step: int) -> dict[str, torch.Tensor]:
+        if loss == "nfpi" and step and step % fpi_every == 0:
+            fpi()
+        xb, yb = batch
+        if loss == "ib":
+            return ib_loss(model, xb, yb, gamma=gamma, generator=g)
+        return nfpi_loss(model, xb, yb, generator=g)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=min(100, steps // 10), grad_clip=8.0)
+    train(model, loss_fn, batches, config=config, progress=progress, desc=f"{loss} classifier", params=params)
+    return model.eval()
+
+
 def build_ib_inn(
-    *, input_shape: list[int] | tuple[int, ...], classes: int, features: str = "logits", **net: Any
+    *,
+    input_shape: list[int] | tuple[int, ...],
+    classes: int,
+    features: str = "logits",
+    covariance: str = "identity",
+    **net: Any,
 ) -> GenerativeClassifier:
     """The ``zoo.ib-inn`` architecture from its JSON config: images (C, H, W) or vectors (D,)."""
     shape = tuple(int(s) for s in input_shape)
@@ -228,7 +312,7 @@ def build_ib_inn(
         flows, latent = ib_inn_vectors(shape[0], **net)
     else:
         raise ValueError(f"an IB-INN takes images (C, H, W) or vectors (D,), got input_shape {shape}")
-    return GenerativeClassifier(flows, latent, classes, shape, features=features)
+    return GenerativeClassifier(flows, latent, classes, shape, features=features, covariance=covariance)
 
 
 def generative_subject() -> type:
@@ -244,6 +328,8 @@ __all__ = [
     "build_ib_inn",
     "generative_subject",
     "ib_inn_images",
+    "fit_generative",
     "ib_inn_vectors",
     "ib_loss",
+    "nfpi_loss",
 ]

@@ -90,3 +90,22 @@ def test_training_on_the_gaussian_mixture_learns_its_labels():
     with torch.no_grad():
         acc = float((m.logits(x).argmax(-1) == y).float().mean())
     assert acc > 0.9 and math.isfinite(float(out["l_x"]))
+
+
+def test_nfpi_training_learns_the_labels_and_keeps_its_class_gaussians(tmp_path):
+    from zoo.generative import fit_generative
+
+    gm = simulators.get("gaussian-mixture")  # 4 labels, the first four modes share one
+    g = torch.Generator().manual_seed(0)
+    x = simulators.sample_prior(gm.prior, 4000, generator=g)
+    y = gm.simulate(x, generator=g).argmax(-1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        m = build_ib_inn(input_shape=(2,), classes=4, blocks=4, hidden=32, covariance="diagonal")
+    fit_generative(m, x, y, loss="nfpi", lam=1.0, steps=400, batch_size=256, lr=3e-3)
+    with torch.no_grad():
+        acc = float((m.logits(x).argmax(-1) == y).float().mean())
+    assert acc > 0.9 and bool((m.var > 0).all()) and not m.mu.requires_grad
+    assert "var" in m.state_dict()  # NFPI's variances are part of the saved model
+    with pytest.raises(ValueError, match="diagonal"):
+        fit_generative(build_ib_inn(input_shape=(2,), classes=4), x, y, loss="nfpi")

@@ -6,7 +6,7 @@ and no global pyplot state is touched (figures are built with ``Figure()``, so n
 """
 
 from inference.plots.calibration import calibration_curve, calibration_figures, report_figure, sbc_histogram
-from inference.plots.classifier import reliability_diagram
+from inference.plots.classifier import class_fiber_grid, reliability_diagram
 from inference.plots.fibers import fiber_grid, fidelity_consistency
 from inference.plots.ood import atypical_grid, ood_figures, score_histogram
 from inference.plots.posterior import arm_poses, corner, result_figures
@@ -20,6 +20,7 @@ __all__ = [
     "atypical_grid",
     "calibration_curve",
     "calibration_figures",
+    "class_fiber_grid",
     "corner",
     "reliability_diagram",
     "report_figure",

@@ -40,4 +40,28 @@ def reliability_diagram(report: Any) -> Figure:
     return fig
 
 
-__all__ = ["reliability_diagram"]
+def class_fiber_grid(samples: Any, *, title: str = "class fibers: x = g^-1(z), z ~ N(mu_y, T^2 I)") -> Figure:
+    """One row per class of decoded latent samples (a generative classifier's class fibers).
+
+    Arguments:
+        samples: images per class, an array (K, n, C, H, W) in [0, 1].
+    """
+    from inference.plots.fibers import _image
+
+    s = np.asarray(samples)
+    k, n = s.shape[:2]
+    fig = Figure(figsize=(0.9 * n + 0.4, 0.9 * k + 0.4))
+    axes = np.asarray(fig.subplots(k, n, squeeze=False))
+    for r in range(k):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(_image(s[r, c]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(str(r), rotation=0, labelpad=8, fontsize=8)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["class_fiber_grid", "reliability_diagram"]

@@ -66,8 +66,9 @@ class GenerativeClassifier(nn.Module):
             the means of two classes about 2 apart whatever D (N(0, I) means in D = 768 would be ~39 apart and make
             the untrained classifier certain).
         features: what ``forward`` returns: ``"logits"`` (default) or ``"latent"`` (z, flattened).
-        covariance: ``"identity"`` (the IB-INN: N(mu_y, I)) or ``"diagonal"`` (NFPI: N(mu_y, diag(var_y)), the
-            variances a buffer that :func:`zoo.nfpi.nfpi_update` sets).
+        covariance: ``"identity"`` (the IB-INN: N(mu_y, I)), ``"diagonal"`` (NFPI: N(mu_y, diag(var_y))) or
+            ``"full"`` (NFPI: N(mu_y, Sigma_y)); the variances / covariances are a buffer that
+            :func:`zoo.nfpi.nfpi_update` sets.
 
     Shapes: x (B, *input_shape); z (B, D) with D = prod(latent_shape); logits (B, K).
     """
@@ -93,11 +94,13 @@ class GenerativeClassifier(nn.Module):
         self.mu = nn.Parameter(scale * torch.randn(int(classes), self.dim))
         self.register_buffer("log_weights", torch.full((int(classes),), -math.log(int(classes))))
         self.features = features
-        if covariance not in ("identity", "diagonal"):
-            raise ValueError(f"covariance must be 'identity' or 'diagonal', got {covariance!r}")
+        if covariance not in ("identity", "diagonal", "full"):
+            raise ValueError(f"covariance must be 'identity', 'diagonal' or 'full', got {covariance!r}")
         self.covariance = covariance
         # saved only where it is a parameter of the model (NFPI); the IB-INN's is the identity
         self.register_buffer("var", torch.ones(int(classes), self.dim), persistent=covariance == "diagonal")
+        eye = torch.eye(self.dim).expand(int(classes), self.dim, self.dim).clone() if covariance == "full" else None
+        self.register_buffer("cov", eye, persistent=covariance == "full")
 
     @property
     def classes(self) -> int:
@@ -123,6 +126,12 @@ class GenerativeClassifier(nn.Module):
         if self.covariance == "identity":
             d2 = (z[:, None, :] - self.mu[None]).pow(2).sum(-1)
             return -0.5 * d2 - 0.5 * self.dim * math.log(2 * math.pi) + self.log_weights
+        if self.covariance == "full":
+            chol = torch.linalg.cholesky(self.cov)  # (K, D, D)
+            r = (z[:, None, :] - self.mu[None]).unsqueeze(-1)  # (B, K, D, 1)
+            sol = torch.linalg.solve_triangular(chol[None], r, upper=False)[..., 0]
+            logdet = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+            return -0.5 * (sol.pow(2).sum(-1) + logdet + self.dim * math.log(2 * math.pi)) + self.log_weights
         d2 = ((z[:, None, :] - self.mu[None]).pow(2) / self.var[None]).sum(-1)
         return -0.5 * (d2 + self.var.log().sum(-1) + self.dim * math.log(2 * math.pi)) + self.log_weights
 
@@ -160,7 +169,11 @@ class GenerativeClassifier(nn.Module):
             raise ValueError(f"class y must be in [0, {self.classes - 1}], got {y!r}")
         dev = self.mu.device
         eps = torch.randn(int(n), self.dim, generator=generator, device=generator.device if generator else dev)
-        return self.decode(self.mu[int(y)] + temperature * self.var[int(y)].sqrt() * eps.to(dev))
+        eps = eps.to(dev)
+        if self.covariance == "full":
+            eps = eps @ torch.linalg.cholesky(self.cov[int(y)]).T
+            return self.decode(self.mu[int(y)] + temperature * eps)
+        return self.decode(self.mu[int(y)] + temperature * self.var[int(y)].sqrt() * eps)
 
 
 class GenerativeSubject:
@@ -252,27 +265,34 @@ def fit_generative(
     progress: bool = False,
 ) -> GenerativeClassifier:
     """Train a generative classifier on labelled data with zoo's one loop: the IB loss (``loss="ib"``, ``gamma``)
-    or NFPI (``loss="nfpi"``: L_NF by gradient, the class means and diagonal variances by the fixed-point update with
-    repulsion ``lam`` every ``fpi_every`` steps on ``fpi_batch`` latents; the model needs ``covariance="diagonal"``).
+    or NFPI (``loss="nfpi"``: L_NF by gradient, the class means and covariances by the fixed-point update with
+    repulsion ``lam`` every ``fpi_every`` steps on ``fpi_batch`` latents; the model needs ``covariance="diagonal"``
+    or ``"full"``).
     """
     from zoo.nfpi import class_moments, nfpi_update
     from zoo.training import TrainConfig, train
 
     if loss not in ("ib", "nfpi"):
         raise ValueError(f"loss must be 'ib' or 'nfpi', got {loss!r}")
-    if loss == "nfpi" and model.covariance != "diagonal":
-        raise ValueError("NFPI updates class variances: build the model with covariance='diagonal'")
+    if loss == "nfpi" and model.covariance == "identity":
+        raise ValueError("NFPI updates class covariances: build the model with covariance='diagonal' or 'full'")
+    full = model.covariance == "full"
     g = torch.Generator().manual_seed(seed)
 
     def fpi() -> None:
         idx = torch.randint(len(x), (min(fpi_batch, len(x)),), generator=g)
         with torch.no_grad():
             z = model.latent(x[idx])[0]
-            mu, var = class_moments(z, y[idx], model.classes, diagonal=True)
+            mu, cov = class_moments(z, y[idx], model.classes, diagonal=not full)
+            current = model.cov if full else model.var
             if lam > 0:
-                mu, var = nfpi_update(z, y[idx], model.mu.double(), model.var.double(), lam=lam)
-            model.mu.copy_(mu.float())
-            model.var.copy_(var.float().clamp(min=1e-6))
+                mu, cov = nfpi_update(z, y[idx], model.mu.double(), current.double(), lam=lam)
+            model.mu.copy_(mu.to(model.mu))
+            if full:
+                jitter = 1e-6 * torch.eye(model.dim, dtype=cov.dtype)
+                model.cov.copy_((cov + jitter).to(model.cov))
+            else:
+                model.var.copy_(cov.to(model.var).clamp(min=1e-6))
 
     if loss == "nfpi":
         model.mu.requires_grad_(False)

@@ -92,7 +92,8 @@ def test_training_on_the_gaussian_mixture_learns_its_labels():
     assert acc > 0.9 and math.isfinite(float(out["l_x"]))
 
 
-def test_nfpi_training_learns_the_labels_and_keeps_its_class_gaussians(tmp_path):
+@pytest.mark.parametrize("covariance", ["diagonal", "full"])
+def test_nfpi_training_learns_the_labels_and_keeps_its_class_gaussians(covariance):
     from zoo.generative import fit_generative
 
     gm = simulators.get("gaussian-mixture")  # 4 labels, the first four modes share one
@@ -101,11 +102,17 @@ def test_nfpi_training_learns_the_labels_and_keeps_its_class_gaussians(tmp_path)
     y = gm.simulate(x, generator=g).argmax(-1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        m = build_ib_inn(input_shape=(2,), classes=4, blocks=4, hidden=32, covariance="diagonal")
+        m = build_ib_inn(input_shape=(2,), classes=4, blocks=4, hidden=32, covariance=covariance)
     fit_generative(m, x, y, loss="nfpi", lam=1.0, steps=400, batch_size=256, lr=3e-3)
     with torch.no_grad():
         acc = float((m.logits(x).argmax(-1) == y).float().mean())
-    assert acc > 0.9 and bool((m.var > 0).all()) and not m.mu.requires_grad
-    assert "var" in m.state_dict()  # NFPI's variances are part of the saved model
+        joint = torch.stack([m.log_prob(x[:5], torch.full((5,), k)) for k in range(4)], 1) + m.log_weights
+        torch.testing.assert_close((joint - m.log_prob(x[:5])[:, None]).exp(), m.class_probs(x[:5]), atol=1e-5, rtol=0)
+    assert acc > 0.9 and not m.mu.requires_grad
+    saved = "cov" if covariance == "full" else "var"
+    assert saved in m.state_dict()  # NFPI's class Gaussians are part of the saved model
+    if covariance == "full":
+        assert float(torch.linalg.eigvalsh(m.cov).min()) > 0
+    assert m.sample_class(2, 3).shape == (3, 2)
     with pytest.raises(ValueError, match="diagonal"):
         fit_generative(build_ib_inn(input_shape=(2,), classes=4), x, y, loss="nfpi")

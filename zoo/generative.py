@@ -269,7 +269,7 @@ def fit_generative(
     repulsion ``lam`` every ``fpi_every`` steps on ``fpi_batch`` latents; the model needs ``covariance="diagonal"``
     or ``"full"``).
     """
-    from zoo.nfpi import class_moments, nfpi_update
+    from zoo.nfpi import fpi_step
     from zoo.training import TrainConfig, train
 
     if loss not in ("ib", "nfpi"):
@@ -279,24 +279,18 @@ def fit_generative(
     full = model.covariance == "full"
     g = torch.Generator().manual_seed(seed)
 
-    def fpi() -> None:
+    def fpi(repulsion: float) -> None:
         idx = torch.randint(len(x), (min(fpi_batch, len(x)),), generator=g)
         with torch.no_grad():
             z = model.latent(x[idx])[0]
-            mu, cov = class_moments(z, y[idx], model.classes, diagonal=not full)
             current = model.cov if full else model.var
-            if lam > 0:
-                mu, cov = nfpi_update(z, y[idx], model.mu.double(), current.double(), lam=lam)
+            mu, cov = fpi_step(z, y[idx], model.mu, current, lam=repulsion)
             model.mu.copy_(mu.to(model.mu))
-            if full:
-                jitter = 1e-6 * torch.eye(model.dim, dtype=cov.dtype)
-                model.cov.copy_((cov + jitter).to(model.cov))
-            else:
-                model.var.copy_(cov.to(model.var).clamp(min=1e-6))
+            current.copy_(cov.to(current))
 
     if loss == "nfpi":
         model.mu.requires_grad_(False)
-        fpi()
+        fpi(0.0)  # start at the class moments, as the paper does
 
     def batches(step: int):
         i = torch.randint(len(x), (batch_size,), generator=g)
@@ -304,7 +298,7 @@ def fit_generative(
 
     def loss_fn(batch, step: int) -> dict[str, torch.Tensor]:
         if loss == "nfpi" and step and step % fpi_every == 0:
-            fpi()
+            fpi(lam)
         xb, yb = batch
         if loss == "ib":
             return ib_loss(model, xb, yb, gamma=gamma, generator=g)

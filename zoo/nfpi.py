@@ -138,4 +138,27 @@ def class_moments(z: torch.Tensor, y: torch.Tensor, classes: int, *, diagonal: b
     return mu, torch.stack(cov)
 
 
-__all__ = ["class_moments", "gaussian_kl", "nfpi_update"]
+def fpi_step(
+    z: torch.Tensor, y: torch.Tensor, mu: torch.Tensor, cov: torch.Tensor, *, lam: float, floor: float = 1e-3
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training-time update of a model's class Gaussians from a batch of latents: the NFPI fixed point
+    (:func:`nfpi_update`) when every class has >= 2 latents in the batch and ``lam`` > 0, else the class moments
+    for the classes that do (the others keep their Gaussians); variances floored at ``floor`` (full covariances get
+    ``floor`` * 1e-3 on the diagonal)."""
+    k = mu.shape[0]
+    diagonal = cov.ndim == 2
+    counts = torch.bincount(y.long(), minlength=k)
+    mu, cov = mu.detach().double().clone(), cov.detach().double().clone()
+    if lam > 0 and bool((counts >= 2).all()):
+        new_mu, new_cov = nfpi_update(z, y, mu, cov, lam=lam)
+    else:
+        new_mu, new_cov = mu, cov
+        for j in torch.nonzero(counts >= 2).reshape(-1).tolist():
+            m, c = class_moments(z[y == j], torch.zeros(int(counts[j]), dtype=torch.long), 1, diagonal=diagonal)
+            new_mu[j], new_cov[j] = m[0], c[0]
+    if diagonal:
+        return new_mu, new_cov.clamp(min=floor)
+    return new_mu, new_cov + floor * 1e-3 * torch.eye(mu.shape[1], dtype=new_cov.dtype)
+
+
+__all__ = ["class_moments", "fpi_step", "gaussian_kl", "nfpi_update"]

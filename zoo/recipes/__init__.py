@@ -141,6 +141,58 @@ _RECIPES = {
         options={"gamma": 1.0, "noise": 1e-3, "smoothing": 0.05},
         description="IB-INN generative classifier of colored digits: exact p(x | y), Bayes p(y | x), class fibers",
     ),
+    "color-mnist-nfpi": Recipe(
+        name="color-mnist-nfpi",
+        role="subject",
+        kind="nfpi",
+        architecture="zoo.ib-inn",
+        config={
+            "input_shape": [3, 16, 16],
+            "classes": 10,
+            "covariance": "diagonal",
+            "blocks": [2, 4, 4],
+            "hidden": [32, 64, 64],
+        },  # fmt: skip
+        steps=2000,
+        batch_size=64,
+        lr=1e-3,
+        warmup=100,
+        grad_clip=8.0,
+        options={"lam": 2.0, "noise": 1e-3, "fpi_every": 20, "fpi_batch": 1024},
+        description="NFPI flow classifier of colored digits: diagonal class Gaussians by fixed-point updates",
+    ),
+    "gaussian-mixture-ib-inn": Recipe(
+        name="gaussian-mixture-ib-inn",
+        role="subject",
+        kind="ib-inn",
+        architecture="zoo.ib-inn",
+        config={"input_shape": [2], "classes": 4, "blocks": 4, "hidden": 32},
+        data="gaussian-mixture",
+        variant="some",
+        steps=2000,
+        batch_size=256,
+        lr=3e-3,
+        warmup=100,
+        grad_clip=8.0,
+        options={"gamma": 1.0, "noise": 1e-3, "smoothing": 0.05},
+        description="IB-INN classifier of the Gaussian mixture's points (its 4 label classes)",
+    ),
+    "gaussian-mixture-nfpi": Recipe(
+        name="gaussian-mixture-nfpi",
+        role="subject",
+        kind="nfpi",
+        architecture="zoo.ib-inn",
+        config={"input_shape": [2], "classes": 4, "covariance": "full", "blocks": 4, "hidden": 32},
+        data="gaussian-mixture",
+        variant="some",
+        steps=2000,
+        batch_size=256,
+        lr=3e-3,
+        warmup=100,
+        grad_clip=8.0,
+        options={"lam": 1.0, "noise": 1e-3, "fpi_every": 20, "fpi_batch": 1024},
+        description="NFPI flow classifier of the Gaussian mixture's points: full class Gaussians, fixed-point updates",
+    ),
 }
 
 
@@ -209,13 +261,13 @@ def train_recipe(
     overrides = {k: v for k, v in (("steps", steps), ("seed", seed), ("batch_size", batch_size)) if v is not None}
     recipe = replace(recipe, **overrides)
     sim = data_source(recipe.data, recipe.variant, data)
-    h, w = sim.image_shape
+    h, w = sim.image_shape if hasattr(sim, "image_shape") else (None, None)
     config = dict(recipe.config)
     if recipe.architecture == "diffusers.UNet2DModel":
         config["sample_size"] = h
     elif recipe.architecture == "zoo.color-mnist-ae":
         config["size"] = h
-    elif recipe.architecture == "zoo.ib-inn":
+    elif recipe.architecture == "zoo.ib-inn" and h is not None:
         config["input_shape"] = [3, h, w]
     device = check_device(device)
     net = _init(recipe, config).to(device)
@@ -241,14 +293,20 @@ def train_recipe(
         "role": recipe.role,
         "architecture": recipe.architecture,
         "input": {
-            "shape": [3, h, w],
-            "range": [0.0, 1.0],
+            "shape": [3, h, w] if h is not None else list(config["input_shape"]),
+            **({"range": [0.0, 1.0]} if h is not None else {}),
             "normalization": extra.pop("normalization", {"mean": 0.0, "std": 1.0}),
         },
         **extra,
         "description": recipe.description,
         "trained_on": f"{recipe.data} variant {recipe.variant!r}, "
-        + (f"MNIST from {str(data)!r}" if data is not None else f"embedded {h}x{w} digits"),
+        + (
+            f"MNIST from {str(data)!r}"
+            if data is not None
+            else f"embedded {h}x{w} digits"
+            if h is not None
+            else "points drawn from the simulator"
+        ),
         "parameters": sum(p.numel() for p in module.parameters()),
         "training": {
             "recipe": name,

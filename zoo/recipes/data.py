@@ -23,6 +23,20 @@ HELD_OUT = 0.15
 
 DATA: Registry[Callable[..., Any]] = Registry("recipe data source")
 DATA.register("color-mnist", lambda variant, path=None: simulators.get("color-mnist", variant=variant, data=path))
+DATA.register("gaussian-mixture", lambda variant, path=None: _mixture(variant, path))
+
+
+def _mixture(labels: str, path: str | os.PathLike | None) -> Any:
+    """The Gaussian mixture's labelled points (``variant`` = the label map); there are no files to read."""
+    if path is not None:
+        raise ValueError("--data reads MNIST files; the gaussian-mixture recipes draw their points from the simulator")
+    return simulators.get("gaussian-mixture", labels=labels)
+
+
+def labelled_points(sim: Any, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """n points of the Gaussian mixture with their labels (the label map's class of the generating mode)."""
+    x = simulators.sample_prior(sim.prior, n, generator=g)
+    return x, sim.simulate(x, generator=g).argmax(-1)
 
 
 def data_source(name: str, variant: str, path: str | os.PathLike | None = None) -> Any:

@@ -22,7 +22,7 @@ from torch import nn
 
 from simulators.color_mnist import decolorize
 from zoo.format import jsonable
-from zoo.recipes.data import colored_digits, data_generator, split_digits
+from zoo.recipes.data import colored_digits, data_generator, labelled_points, split_digits
 from zoo.training import train
 
 
@@ -158,38 +158,81 @@ def train_classifier(recipe, sim, net, tc, ckpt, resume, progress, device):
     return net, extra, history
 
 
-def train_ib_inn(recipe, sim, net, tc, ckpt, resume, progress, device):
-    """The IB-INN on tied-colour digits (its log p(x) is then a density of the tied data): the rebalanced IB loss."""
-    from zoo.generative import ib_loss
+def train_generative(recipe, sim, net, tc, ckpt, resume, progress, device):
+    """IB-INN (kind ``ib-inn``: the rebalanced IB loss) or NFPI (kind ``nfpi``: L_NF by gradient, the class Gaussians
+    by fixed-point updates every ``fpi_every`` steps) on tied-colour digits or on the Gaussian mixture's points."""
+    from zoo.generative import ib_loss, nfpi_loss
+    from zoo.nfpi import fpi_step
 
-    train_idx, test_idx = split_digits(len(sim.digits))
-    opts = {"gamma": 1.0, "noise": 1e-3, "smoothing": 0.05, **recipe.options}
+    images = hasattr(sim, "digits")
+    nfpi = recipe.kind == "nfpi"
+    defaults = {"lam": 0.0, "noise": 1e-3, "fpi_every": 20, "fpi_batch": 1024} if nfpi else {}
+    opts = {**({"gamma": 1.0, "noise": 1e-3, "smoothing": 0.05} if not nfpi else defaults), **recipe.options}
+    if images:
+        train_idx, test_idx = split_digits(len(sim.digits))
+
+    def draw(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if images:
+            idx = train_idx[torch.randint(len(train_idx), (n,), generator=g)]
+            return colored_digits(sim, idx, g, mixed=False)
+        return labelled_points(sim, n, g)
+
+    def fpi(step: int) -> None:
+        x, y = draw(opts["fpi_batch"], data_generator(recipe.seed + 7919, step))
+        with torch.no_grad():
+            z = net.latent(x.to(device))[0].cpu()
+            current = net.cov if net.covariance == "full" else net.var
+            mu, cov = fpi_step(z, y, net.mu.cpu(), current.cpu(), lam=opts["lam"] if step else 0.0)
+            net.mu.copy_(mu.to(net.mu))
+            current.copy_(cov.to(current))
+
+    if nfpi:
+        net.mu.requires_grad_(False)
 
     def batches(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
         g = data_generator(recipe.seed, step)
-        idx = train_idx[torch.randint(len(train_idx), (recipe.batch_size,), generator=g)]
-        x, y = colored_digits(sim, idx, g, mixed=False)
+        x, y = draw(recipe.batch_size, g)
         return x.to(device), y.to(device), g
 
     def loss_fn(batch, step: int) -> dict[str, torch.Tensor]:
         x, y, g = batch
+        if nfpi:
+            if step % opts["fpi_every"] == 0:
+                fpi(step)
+            return nfpi_loss(net, x, y, noise=opts["noise"], generator=g)
         return ib_loss(net, x, y, generator=g, **opts)
 
+    params = [p for p in net.parameters() if p.requires_grad]
     history = train(
-        net, loss_fn, batches, config=tc, checkpoint_dir=ckpt, resume=resume, progress=progress, desc=recipe.name
+        net,
+        loss_fn,
+        batches,
+        config=tc,
+        checkpoint_dir=ckpt,
+        resume=resume,
+        progress=progress,
+        desc=recipe.name,
+        params=params,
     )
     with torch.no_grad():
-        x, y = colored_digits(sim, test_idx, torch.Generator().manual_seed(1), mixed=False)
+        if images:
+            x, y = colored_digits(sim, test_idx, torch.Generator().manual_seed(1), mixed=False)
+        else:
+            x, y = labelled_points(sim, 2000, torch.Generator().manual_seed(1))
         x = x.to(device)
-        acc = float((net.logits(x).argmax(-1).cpu() == y).float().mean())
-        bpd = float(-net.log_prob(x).mean() / (x[0].numel() * math.log(2)))
+        metrics = {"held_out_accuracy": float((net.logits(x).argmax(-1).cpu() == y).float().mean())}
+        metrics["held_out_nll_per_dim"] = float(-net.log_prob(x).mean() / x[0].numel())
+        if images:
+            metrics["held_out_accuracy_tied"] = metrics.pop("held_out_accuracy")
+            metrics["held_out_bits_per_dim"] = metrics.pop("held_out_nll_per_dim") / math.log(2)
+            metrics["held_out_digits"] = len(test_idx)
     extra = {
         "kind": "classifier",
         "output": "logits",
         "generative": True,
         "classes": [str(i) for i in range(recipe.config["classes"])],
-        "ib": opts,
-        "metrics": {"held_out_accuracy_tied": acc, "held_out_bits_per_dim": bpd, "held_out_digits": len(test_idx)},
+        "ib" if not nfpi else "nfpi": opts,
+        "metrics": metrics,
     }
     return net, extra, history
 
@@ -198,5 +241,6 @@ TRAINERS = {
     "ddpm": train_ddpm,
     "autoencoder": train_autoencoder,
     "classifier": train_classifier,
-    "ib-inn": train_ib_inn,
+    "ib-inn": train_generative,
+    "nfpi": train_generative,
 }

@@ -52,3 +52,27 @@ def test_bad_input_is_refused_in_one_line(tmp_path):
         lines = [ln for ln in r.output.splitlines() if ln.strip()]
         assert r.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error:"), r.output
         assert not (tmp_path / "o").exists()
+
+
+def test_the_shipped_ib_inn_is_a_subject_for_fibers_and_diagnosis(tmp_path):
+    for output in ("latent", "logits"):
+        r = CliRunner().invoke(
+            main,
+            ["fiber", "--subject", "color-mnist-ib-inn", "--output", output, "--prior", "color-mnist-ddpm"]
+            + ["--input", "3", "-n", "2", "--steps", "2", "--reference-size", "20", "--out", str(tmp_path / output)],
+        )
+        assert r.exit_code == 0, r.output
+        assert "fiber loss" in r.output
+    r = run("--subject", "color-mnist-ib-inn", "--n-data", 100, "--ood", "constant", "--out", tmp_path / "d")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "d" / "classifier.json").read_text())["calibration"]["accuracy"] > 0.9
+
+
+def test_generative_outputs_need_a_generative_classifier(tmp_path):
+    r = CliRunner().invoke(
+        main,
+        ["fiber", "--subject", "digits-classifier", "--output", "latent", "--prior", "color-mnist-ddpm"]
+        + ["--input", "3", "-n", "2", "--steps", "2", "--out", str(tmp_path / "o")],
+    )
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 2 and len(lines) == 1 and "generative classifier" in lines[0], r.output

@@ -19,7 +19,7 @@ import torch
 from inference.fibers import RefineOptions, fiber_methods, sample_fibers
 from inference.fibers.ndtm import NDTMOptions
 from simulators.files import load_npy
-from zoo_cli.options import SEED, FiniteFloat, check_out, count, parse_options, threads_option
+from zoo_cli.options import SEED, FiniteFloat, FiniteFloatPair, check_out, count, parse_options, threads_option
 
 # the method flags of earlier releases, kept as shorthands for --option: (flag value key) -> (method, option)
 _SHORTHANDS = {
@@ -97,6 +97,12 @@ def ood_check(o: dict[str, Any], alpha: float = 0.01) -> None:
     help="Weights (.safetensors) of a --subject given as package.module:factory (with --trust-code).",
 )
 @click.option("--layer", default=None, help="Use this layer's activation as the features h.")
+@click.option(
+    "--input-range",
+    type=FiniteFloatPair(),
+    default=None,
+    help="The subject's input range LO,HI (e.g. 0,1 or -1,1) when its file does not record it.",
+)
 @click.option("--output", "output", default=None, help="Subject output: output, probs, log_probs, latent (IB-INN).")
 @click.option("--prior", "prior_name", default=None, help="Diffusion / flow-matching prior (ndtm): name or directory.")
 @click.option("--input", "input_spec", required=True, help="Target: index into the reference set, .npy or .png.")
@@ -169,7 +175,12 @@ def fiber(**o: Any) -> None:
         seed=o["seed"],
         batch_size=o["batch_size"],
         device=o["device"],
-        subject_options={"output": o["output"], "layer": o["layer"], "weights": o["weights"]},
+        subject_options={
+            "output": o["output"],
+            "layer": o["layer"],
+            "weights": o["weights"],
+            "input_range": o["input_range"],
+        },
         trust_code=o["trust_code"],
         source=None if o["input_spec"].lstrip("-").isdigit() else o["input_spec"],
         progress=True,

@@ -30,6 +30,24 @@ class Count(click.IntRange):
         return super().convert(number, param, ctx)
 
 
+class FiniteFloatPair(click.ParamType):
+    """``LO,HI``: two finite numbers with LO < HI (an input range)."""
+
+    name = "lo,hi"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).split(",")
+        try:
+            lo, hi = (float(p) for p in parts)
+        except ValueError:
+            self.fail(f"{value!r} is not two numbers LO,HI (e.g. 0,1 or -1,1)", param, ctx)
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            self.fail(f"{value!r} must be two finite numbers with LO < HI", param, ctx)
+        return (lo, hi)
+
+
 def count(minimum: int = 1, maximum: int = LARGEST) -> click.IntRange:
     """A whole number in [minimum, maximum] (a count, size or index): anything else is a usage error."""
     return Count(minimum, maximum)

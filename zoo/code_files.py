@@ -53,7 +53,11 @@ def load_module(path: Path, file_kind: str, *, trust_code: bool, device: str | t
         program = torch.export.load(str(path))
     except Exception as e:  # noqa: BLE001 - any failure to deserialize is the file's fault, in one line
         raise ValueError(f"{str(path)!r} is not a readable torch.export program: {str(e).splitlines()[0][:160]}") from e
-    return _Program(program.module().to(device))
+    try:
+        # the module tree as it was exported: named submodules (so --layer hooks work) and a working eval()
+        return torch.export.unflatten(program).to(device)
+    except Exception:  # noqa: BLE001 - programs unflatten cannot rebuild still run as one graph
+        return _Program(program.module().to(device))
 
 
 class _Program(torch.nn.Module):

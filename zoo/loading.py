@@ -142,6 +142,12 @@ def _load_path(path: Path, role, device, output, layer, scheduler, normalization
     if file_kind is not None:
         what = "TorchScript file" if file_kind == "torchscript" else "torch.export program"
         _check_role("subject", role, f"{what} {str(path)!r}")
+        if layer is not None and file_kind == "torchscript":
+            raise ValueError(
+                f"--layer is not available for TorchScript file {str(path)!r} (hooks cannot be attached to a scripted "
+                "module); export a module that returns that layer's output, or export with torch.export (.pt2), "
+                "where --layer works"
+            )
         module = code_files.load_module(path, file_kind, trust_code=trust_code, device=device)
         return Subject(
             module.eval(), output="output" if output is None else output, layer=layer, meta={"source": str(path)}

@@ -111,7 +111,8 @@ def sample_fibers(
         seed: the seed, recorded in the result and used for the augmentation baseline (``seed + 2``).
         batch_size: samples processed together by the method.
         device: where subject, prior and samples live.
-        subject_options: ``output`` / ``layer`` (and ``weights`` of a ``package.module:factory``) of a subject given by
+        subject_options: ``output`` / ``layer`` (and ``weights`` of a ``package.module:factory``; ``input_range``
+            ``(lo, hi)`` for subjects that do not record it) of a subject given by
             name.
         trust_code: let :func:`zoo.load` run the code a subject or prior given by name carries (TorchScript,
             ``torch.export``, ``package.module:factory``).
@@ -131,8 +132,14 @@ def sample_fibers(
     device = check_device(device)
     subject_name = subject if isinstance(subject, str) else type(subject).__name__
     so = dict(subject_options or {})
+    given_range = so.pop("input_range", None)
     if isinstance(subject, str):
         subject = zoo.load(subject, role="subject", device=device, trust_code=trust_code, **so)
+    if given_range is not None:  # --input-range: for files that do not record it (TorchScript, .pt2, factories)
+        recorded = input_range(subject)
+        if recorded is not None and tuple(recorded) != tuple(given_range):
+            raise ValueError(f"--input-range {given_range} contradicts the subject's recorded range {recorded}")
+        subject.meta.setdefault("input", {})["range"] = [float(given_range[0]), float(given_range[1])]
     if spec.needs_prior and prior is None:
         raise ValueError(f"--method {method} needs --prior NAME_OR_PATH (a diffusion or flow-matching prior)")
     prior_name = prior if isinstance(prior, str) else type(prior).__name__ if prior is not None else None

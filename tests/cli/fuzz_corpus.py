@@ -126,6 +126,7 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
             "--subject": "subject",
             "--weights": "weights_file",
             "--layer": "name",
+            "--input-range": "input_range",
             "--output": "name",
             "--prior": "prior",
             "--input": "image",
@@ -227,6 +228,7 @@ BAD: dict[str, list[str]] = {
     "existing_diagnose_out": ["{F}/diagnose-md-only", "{F}/afile"],
     "existing_fiber_out": ["{F}/fiber-png-only", "{F}/afile"],
     "existing_ood_out": ["{F}/ood-png-only", "{F}/afile"],
+    "input_range": ["1,0", "0", "a,b", "nan,1", "0,inf", "", "1,2,3", "-1,1"],
     "unit_open": ["abc", "nan", "inf", "0", "1", "-0.5", "1.5", ""],
     "file_not_dir": ["{F}/afile", "{F}/afile/sub"],
 }

@@ -192,3 +192,11 @@ def fiber(**o: Any) -> None:
     click.echo(f"wrote {files[0]} and {files[1]} ({o['n']} samples in {result.wall_time_s:.1f} s)")
     for line in result.describe():
         click.echo(line)
+    if "nearest_neighbour" in result.baselines:
+        nn, mean = float(result.baselines["nearest_neighbour"].mean()), float(result.fiber_loss.mean())
+        if mean > nn:
+            click.echo(
+                f"warning: the samples' mean fiber loss {mean:.4g} is above the nearest neighbour's {nn:.4g}: they are "
+                "no closer to the fiber than the reference data; raise --gamma (or --steps / --inner-steps)",
+                err=True,
+            )

@@ -1,7 +1,8 @@
 """Fiber sampling on color-MNIST: NDTM (tied and OOD prior) and the conditional fiber model, fidelity vs consistency.
 
 Setup (Rousselot et al. 2026, section 4.1 / app. B.1, scaled to 16x16 and a CPU): subject ``color-mnist-ae``
-(phi(x) = encoder(decolorize(x)), whose fiber through x is the set of recolorings of x, distributed as p(c0));
+(phi(x) = encoder(decolorize(x)), whose fiber through x contains the recolorings of x but is larger: the encoder is
+nearly blind to per-channel contrast — the exact fiber is that of decolorize, scored in the decolorize column);
 priors ``color-mnist-ddpm`` (digit color tied to background) and ``color-mnist-ood-ddpm`` (independent colors).
 Targets are K distinct digits colored with c0 ~ p(c0); the nearest-neighbour baseline searches a reference set of
 other distinct digits (no recoloring of a target is in it: that would be an exact fiber member).

@@ -31,7 +31,10 @@ Adam, as in the reference NDTM implementation, so that the learning rate is a st
 of the subject's features.
 
 Cost: per sample and denoising step, N forward+backward passes of the prior and the subject plus one forward pass
-of the prior, i.e. T (N fwd+bwd + 1 fwd) network passes per fiber sample.
+of the prior, i.e. T (N fwd+bwd + 1 fwd) network passes per fiber sample — plus, with the re-noised target, one
+more forward pass of the prior and the subject at every step with t/T >= ``renoise_until`` (35 of 50 steps at the
+defaults). The control cost kappa ||u_t||^2 at kappa = 1e-4 is nearly inert: its ratio to the terminal cost was a
+median 1.7e-4 (at most 2.6e-3) over the steps of 3 samples at gamma = 100 on the shipped pair.
 """
 
 from __future__ import annotations

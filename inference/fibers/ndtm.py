@@ -31,10 +31,8 @@ Adam, as in the reference NDTM implementation, so that the learning rate is a st
 of the subject's features.
 
 Cost: per sample and denoising step, N forward+backward passes of the prior and the subject plus one forward pass
-of the prior, i.e. T (N fwd+bwd + 1 fwd) network passes per fiber sample — plus, with the re-noised target, one
-more forward pass of the prior and the subject at every step with t/T >= ``renoise_until`` (35 of 50 steps at the
-defaults). The control cost kappa ||u_t||^2 at kappa = 1e-4 is nearly inert: its ratio to the terminal cost was a
-median 1.7e-4 (at most 2.6e-3) over the steps of 3 samples at gamma = 100 on the shipped pair.
+of the prior, i.e. T (N fwd+bwd + 1 fwd) network passes per fiber sample, plus one prior and subject pass at each
+step with t/T >= ``renoise_until`` for the re-noised target (35 of 50 at the defaults). kappa = 1e-4 is nearly inert.
 """
 
 from __future__ import annotations
@@ -55,18 +53,14 @@ SCHEDULES = ("constant", "mid", "mid+end")
 
 @dataclass(frozen=True)
 class NDTMOptions:
-    """Settings of NDTM guidance (defaults: Rousselot et al. 2026, appendix C, except gamma, which the paper does not
-    give: zoo's default is calibrated on the shipped pair, see ``gamma``).
+    """Settings of NDTM guidance (defaults: Rousselot et al. 2026, appendix C; gamma, which it does not give: zoo's).
 
     Attributes:
         num_steps: denoising steps T of the sampler (the scheduler's own spacing).
         inner_steps: optimizer steps N on u_t per denoising step (the paper uses 4-8).
         gamma: the guidance strength; gamma_t = gamma * w(t) with the schedule's weight w. 0 is unguided sampling.
-            Default 100: on the shipped pair (color-mnist-ae, color-mnist-ddpm; 8 targets x 3 samples, 50 steps)
-            gamma = 10 / 30 / 100 / 300 leave 1 / 4 / 8 / 8 targets' mean fiber loss below the nearest
-            neighbour's (mean 91.3 / 26.8 / 0.116 / 0.209 against 24.9); 1.0, the earlier default, was 17x above it.
-            The scale depends on the subject's feature scale: ``zoo fiber`` warns when the samples' mean fiber loss
-            is above the nearest neighbour's.
+            Default 100, calibrated on the shipped pair (8 of 8 targets below the nearest neighbour; docs/fibers.md);
+            the scale depends on the subject's features, and ``zoo fiber`` warns when the samples are above it.
         schedule: ``"constant"`` (w = 1), ``"mid"`` (w = 1 on t/T in ``mid``, ``outside`` elsewhere) or
             ``"mid+end"`` (as ``"mid"``, and rising linearly to ``end`` over the last ``end_from`` of the
             trajectory: "increasing gamma_t towards the end ... can help to reduce the fiber loss further").

@@ -24,11 +24,9 @@ mode of a p(c0) component (35 % of channels): ||h_t - phi(x)||^2 stays ~10-70 do
 dominate the mean fiber loss (benchmarks/fiber.py, gamma = 100: mean 15.9, median 1.06, max 243 with
 ``renoise_until=0``; mean 1.28, median 1.06, max 3.2 with 0.3). ``renoise_until=0`` restores the paper's form.
 
-Defaults from appendix C (gamma, which it does not give, is calibrated: see ``NDTMOptions.gamma``): kappa_t =
-1e-4, tau_t = 0, a learning rate decaying linearly from 2e-3 to 0 over the trajectory, N = 4 inner steps and a
-guidance schedule gamma_t that is strongest on the mid-range t in [400, 700] (of T = 1000). u_t is optimized with
-Adam, as in the reference NDTM implementation, so that the learning rate is a step size per pixel whatever the scale
-of the subject's features.
+Defaults from appendix C (gamma, not given there, is zoo's): kappa_t = 1e-4, tau_t = 0, a learning rate decaying
+linearly from 2e-3 to 0, N = 4 inner steps, gamma_t strongest on t in [400, 700] of 1000; u_t is optimized with Adam
+(as the reference NDTM code), so the learning rate is a per-pixel step size whatever the subject's feature scale.
 
 Cost: per sample and denoising step, N forward+backward passes of the prior and the subject plus one forward pass
 of the prior, i.e. T (N fwd+bwd + 1 fwd) network passes per fiber sample, plus one prior and subject pass at each

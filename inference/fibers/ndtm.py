@@ -57,8 +57,7 @@ class NDTMOptions:
         num_steps: denoising steps T of the sampler (the scheduler's own spacing).
         inner_steps: optimizer steps N on u_t per denoising step (the paper uses 4-8).
         gamma: the guidance strength; gamma_t = gamma * w(t) with the schedule's weight w. 0 is unguided sampling.
-            Default 100, calibrated on the shipped pair (8 of 8 targets below the nearest neighbour; docs/fibers.md);
-            the scale depends on the subject's features, and ``zoo fiber`` warns when the samples are above it.
+            Default 100: calibrated on the shipped pair (docs/fibers.md); the scale depends on the subject.
         schedule: ``"constant"`` (w = 1), ``"mid"`` (w = 1 on t/T in ``mid``, ``outside`` elsewhere) or
             ``"mid+end"`` (as ``"mid"``, and rising linearly to ``end`` over the last ``end_from`` of the
             trajectory: "increasing gamma_t towards the end ... can help to reduce the fiber loss further").

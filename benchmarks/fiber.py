@@ -105,7 +105,7 @@ def main() -> None:
     ap.add_argument("--refine-lr", type=float, default=0.05)
     ap.add_argument("--refine-dim", type=int, default=96, help="PCA latent of the refinement autoencoder")
     ap.add_argument("--out", default="benchmarks/out")
-    ap.add_argument("--docs-img", default="docs/img", help="also write the trade-off plot here ('' skips)")
+    ap.add_argument("--docs-img", default="", help="also write the trade-off plot here, e.g. docs/img (default: not)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     out = Path(a.out)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 
 import simulators
@@ -183,7 +182,6 @@ def main() -> None:
             fibers = torch.stack([ib.sample_class(k, 8, generator=g, temperature=0.7).clamp(0, 1) for k in range(10)])
         title = "color-mnist-ib-inn class fibers: x = g^-1(z), z ~ N(mu_y, 0.7^2 I), one row per digit"
         print("wrote", *save_figures({"class_fibers": class_fiber_grid(fibers.numpy(), title=title)}, args.docs_img))
-    _ = np
 
 
 if __name__ == "__main__":

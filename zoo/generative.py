@@ -163,6 +163,20 @@ class GenerativeClassifier(nn.Module):
         return self.component_log_probs(z) - self.log_weights + logdet[:, None]
 
     @torch.no_grad()
+    def update_class_gaussians(self, x: torch.Tensor, y: torch.Tensor, *, lam: float) -> None:
+        """One NFPI update of the class means and covariances from inputs x with labels y
+        (:func:`zoo.nfpi.fpi_step`; lam = 0: the class moments). Needs ``covariance`` diagonal or full."""
+        from zoo.nfpi import fpi_step
+
+        if self.covariance == "identity":
+            raise ValueError("NFPI updates class covariances: build the model with covariance='diagonal' or 'full'")
+        z = self.latent(x)[0]
+        current = self.cov if self.covariance == "full" else self.var
+        mu, cov = fpi_step(z.cpu(), y.cpu(), self.mu.cpu(), current.cpu(), lam=lam)
+        self.mu.copy_(mu.to(self.mu))
+        current.copy_(cov.to(current))
+
+    @torch.no_grad()
     def sample_class(self, y: int, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0):
         """n draws of p(x | y): z ~ N(mu_y, temperature^2 I), x = g^{-1}(z) — the class fiber of the latent."""
         if not 0 <= int(y) < self.classes:
@@ -269,24 +283,17 @@ def fit_generative(
     repulsion ``lam`` every ``fpi_every`` steps on ``fpi_batch`` latents; the model needs ``covariance="diagonal"``
     or ``"full"``).
     """
-    from zoo.nfpi import fpi_step
     from zoo.training import TrainConfig, train
 
     if loss not in ("ib", "nfpi"):
         raise ValueError(f"loss must be 'ib' or 'nfpi', got {loss!r}")
     if loss == "nfpi" and model.covariance == "identity":
         raise ValueError("NFPI updates class covariances: build the model with covariance='diagonal' or 'full'")
-    full = model.covariance == "full"
     g = torch.Generator().manual_seed(seed)
 
     def fpi(repulsion: float) -> None:
         idx = torch.randint(len(x), (min(fpi_batch, len(x)),), generator=g)
-        with torch.no_grad():
-            z = model.latent(x[idx])[0]
-            current = model.cov if full else model.var
-            mu, cov = fpi_step(z, y[idx], model.mu, current, lam=repulsion)
-            model.mu.copy_(mu.to(model.mu))
-            current.copy_(cov.to(current))
+        model.update_class_gaussians(x[idx], y[idx], lam=repulsion)
 
     if loss == "nfpi":
         model.mu.requires_grad_(False)

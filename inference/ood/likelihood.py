@@ -38,13 +38,6 @@ from zoo.priors import DiffusionPrior, Prior, _bcast, _randn
 EXACT_TRACE_MAX = 64
 """Inputs with at most this many values get the exact divergence; larger ones Hutchinson's estimate."""
 
-KINDS = {
-    "exact": "exact log-density",
-    "ode": "probability-flow ODE log-density (exact up to solver tolerance for <= 64 values, else Hutchinson estimate)",
-    "elbo": "evidence lower bound (a bound: <= log p)",
-    "iwae": "importance-weighted bound (a consistent estimate of log p as the number of chains grows)",
-}
-
 
 def flow_log_prob(prior: FlowPrior, x: torch.Tensor) -> torch.Tensor:
     """Exact log p(x) of data-space inputs (B, D) under a flow prior."""
@@ -56,14 +49,10 @@ def _data_jacobian(prior: Prior, x: torch.Tensor) -> float:
     return -x[0].numel() * math.log(prior.norm_std)
 
 
-def _gaussian(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor | float) -> torch.Tensor:
-    var = torch.as_tensor(var, dtype=x.dtype, device=x.device)
+def _gaussian(x: torch.Tensor, mean: torch.Tensor, var: float) -> torch.Tensor:
+    """log N(x; mean, var I) per input, for a scalar variance."""
     d = x[0].numel()
-    var = var.reshape(-1, *([1] * (x.ndim - 1))) if var.ndim else var
-    lv = var.log().expand_as(x) if var.ndim else var.log()
-    quad = ((x - mean) ** 2 / var).flatten(1).sum(1)
-    logdet = lv.flatten(1).sum(1) if var.ndim else d * lv
-    return -0.5 * (quad + logdet + d * math.log(2 * math.pi))
+    return -0.5 * ((x - mean).pow(2).flatten(1).sum(1) / var + d * math.log(2 * math.pi * var))
 
 
 def diffusion_log_weights(
@@ -86,9 +75,9 @@ def diffusion_log_weights(
             cur, logw = x0, torch.zeros(len(x0), device=x0.device)
             path = [x0]
             for s, t in zip(ts[:-1], ts[1:]):  # forward: x_s -> x_t
-                r = prior.alpha_bar(t.view(1)) / prior.alpha_bar(s.view(1))
-                nxt = r.sqrt() * cur + (1 - r).sqrt() * _randn(cur.shape, generator, cur)
-                logw = logw - _gaussian(nxt, r.sqrt() * cur, 1 - r)
+                r = float(prior.alpha_bar(t.view(1)) / prior.alpha_bar(s.view(1)))
+                nxt = math.sqrt(r) * cur + math.sqrt(1 - r) * _randn(cur.shape, generator, cur)
+                logw = logw - _gaussian(nxt, math.sqrt(r) * cur, 1 - r)
                 path.append(nxt)
                 cur = nxt
             logw = logw + _gaussian(cur, torch.zeros_like(cur), 1.0)
@@ -225,7 +214,6 @@ def ode_log_prob(
 
 __all__ = [
     "EXACT_TRACE_MAX",
-    "KINDS",
     "diffusion_log_weights",
     "divergence",
     "elbo",

@@ -57,21 +57,19 @@ class Typicality:
             p = np.minimum(1.0, 2 * np.minimum(high, low))
         return np.where(np.isfinite(s), p, 1 / (n + 1))
 
-    def threshold(self, alpha: float) -> float:
-        """The smallest p-value reachable is 1/(n+1) (2/(n+1) two-sided): ``alpha`` below it flags nothing."""
-        floor = (2 if self.alternative == "two-sided" else 1) / (self.n + 1)
-        return floor if alpha < floor else float(alpha)
-
 
 def roc_auc(in_scores: np.ndarray, out_scores: np.ndarray) -> float:
     """ROC-AUC of separating out- from in-distribution inputs by ``score`` (higher = more out-of-distribution):
-    the probability that an OOD input scores above an in-distribution one, ties counting half. 0.5 is chance; below
-    0.5 the score ranks OOD inputs as *more* typical."""
-    from scipy.stats import rankdata
+    the probability that an OOD input scores above an in-distribution one, ties counting half (scikit-learn's
+    ``roc_auc_score``). 0.5 is chance; below 0.5 the score ranks OOD inputs as *more* typical. NaN when a score is
+    not finite."""
+    from sklearn.metrics import roc_auc_score
 
     a, b = np.asarray(in_scores, float).ravel(), np.asarray(out_scores, float).ravel()
-    ranks = rankdata(np.concatenate([a, b]))
-    return float((ranks[len(a) :].sum() - len(b) * (len(b) + 1) / 2) / (len(a) * len(b)))
+    scores = np.concatenate([a, b])
+    if not np.isfinite(scores).all():
+        return float("nan")
+    return float(roc_auc_score(np.r_[np.zeros(len(a)), np.ones(len(b))], scores))
 
 
 __all__ = ["ALTERNATIVES", "Typicality", "roc_auc"]

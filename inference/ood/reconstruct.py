@@ -149,6 +149,14 @@ def median_attempt(distances: torch.Tensor) -> torch.Tensor:
     return order[:, (distances.shape[1] - 1) // 2]
 
 
+def _at_median(recs: list[torch.Tensor], dists: list[torch.Tensor]) -> Reconstructions:
+    """The score (lower-median distance over attempts) and the reconstruction of that attempt."""
+    d = torch.stack(dists, 1)
+    pick = median_attempt(d)
+    rec = torch.stack(recs, 1)[torch.arange(len(d)), pick]
+    return Reconstructions(d.gather(1, pick[:, None])[:, 0], d, rec)
+
+
 def lmd(
     x: torch.Tensor,
     inpaint: Inpainter,
@@ -187,10 +195,7 @@ def lmd(
         rec = inpaint(x, mask, generator).to(x)
         recs.append(rec)
         dists.append(distance(x, rec, distance_kind))
-    d = torch.stack(dists, 1)
-    pick = median_attempt(d)
-    rec = torch.stack(recs, 1)[torch.arange(len(x)), pick]
-    return Reconstructions(d.gather(1, pick[:, None])[:, 0], d, rec)
+    return _at_median(recs, dists)
 
 
 def diffuse_denoise_score(
@@ -208,16 +213,7 @@ def diffuse_denoise_score(
     if int(attempts) < 1:
         raise ValueError(f"attempts must be >= 1, got {attempts!r}")
     recs = [diffuse_denoise(prior, x, t=t, num_steps=num_steps, generator=generator).to(x) for _ in range(attempts)]
-    d = torch.stack([distance(x, r, distance_kind) for r in recs], 1)
-    pick = median_attempt(d)
-    rec = torch.stack(recs, 1)[torch.arange(len(x)), pick]
-    return Reconstructions(d.gather(1, pick[:, None])[:, 0], d, rec)
-
-
-def steps_below(prior: DiffusionPrior, num_steps: int, t: float) -> int:
-    """How many of the sampler's ``num_steps`` steps lie at or below t * T (the cost of diffuse-denoise)."""
-    ts = prior.timesteps(num_steps)
-    return max(0, int((ts <= t * prior.num_train_timesteps).sum()) - 1)
+    return _at_median(recs, [distance(x, r, distance_kind) for r in recs])
 
 
 __all__ = [
@@ -231,5 +227,4 @@ __all__ = [
     "lmd",
     "median_attempt",
     "ssim",
-    "steps_below",
 ]

@@ -131,7 +131,6 @@ class ScoreSpec:
         higher_is_ood: whether large values mean "unlike the data" (distances) or typical (log-likelihoods).
         kind: what the value is, for a prior (``kind(prior)``): "distance", "exact", "ODE estimate", "bound", ...
         run: ``run(prior, x, options, generator) -> Scored``.
-        cost: network passes per input at the default options.
         description: one line for ``zoo list``.
     """
 
@@ -140,7 +139,6 @@ class ScoreSpec:
     higher_is_ood: bool
     kind: Callable[[Prior], str]
     run: Callable[[Prior, torch.Tensor, Any, torch.Generator | None], Scored]
-    cost: str
     description: str = ""
 
     def make_options(self, options: Any = None) -> Any:
@@ -207,7 +205,6 @@ register_score(
         True,
         lambda p: "distance (median inpainting error)",
         _lmd,
-        "attempts x num_steps passes",
         "median distance between the input and its checkerboard inpaintings by the prior (LMD)",
     )
 )
@@ -218,7 +215,6 @@ register_score(
         True,
         lambda p: "distance (reconstruction error from level t)",
         _dd,
-        "about t x num_steps passes",
         "distance between the input and its reconstruction after noising to level t (cheap)",
     )
 )
@@ -229,7 +225,6 @@ register_score(
         False,
         _likelihood_kind,
         _likelihood,
-        "one ODE solve (~60-150 passes)",
         "log p(x): exact for flow priors, the probability-flow ODE for diffusion priors",
     )
 )
@@ -240,7 +235,6 @@ register_score(
         False,
         lambda p: "evidence lower bound (<= log p)",
         _elbo,
-        "chains x num_steps passes",
         "evidence lower bound on log p(x) (DDPM / DDIM priors)",
     )
 )
@@ -251,7 +245,6 @@ register_score(
         False,
         lambda p: "importance-weighted bound (-> log p as chains grow)",
         _iwae,
-        "chains x num_steps passes",
         "importance-weighted bound, a consistent estimate of log p(x) (DDPM / DDIM priors)",
     )
 )

@@ -162,7 +162,6 @@ def train_generative(recipe, sim, net, tc, ckpt, resume, progress, device):
     """IB-INN (kind ``ib-inn``: the rebalanced IB loss) or NFPI (kind ``nfpi``: L_NF by gradient, the class Gaussians
     by fixed-point updates every ``fpi_every`` steps) on tied-colour digits or on the Gaussian mixture's points."""
     from zoo.generative import ib_loss, nfpi_loss
-    from zoo.nfpi import fpi_step
 
     images = hasattr(sim, "digits")
     nfpi = recipe.kind == "nfpi"
@@ -179,12 +178,7 @@ def train_generative(recipe, sim, net, tc, ckpt, resume, progress, device):
 
     def fpi(step: int) -> None:
         x, y = draw(opts["fpi_batch"], data_generator(recipe.seed + 7919, step))
-        with torch.no_grad():
-            z = net.latent(x.to(device))[0].cpu()
-            current = net.cov if net.covariance == "full" else net.var
-            mu, cov = fpi_step(z, y, net.mu.cpu(), current.cpu(), lam=opts["lam"] if step else 0.0)
-            net.mu.copy_(mu.to(net.mu))
-            current.copy_(cov.to(current))
+        net.update_class_gaussians(x.to(device), y, lam=opts["lam"] if step else 0.0)
 
     if nfpi:
         net.mu.requires_grad_(False)

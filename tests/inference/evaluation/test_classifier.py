@@ -46,6 +46,8 @@ def test_a_too_confident_classifier_is_clearly_above():
     c = calibration(p, y)
     null = consistency_ece(synthetic()[0], draws=100)
     assert c.ece > 5 * np.quantile(null, 0.99)
+    # measured ECE / MCE / OCE 0.047 / 0.308 / 25 here; the calibrated synthetic gives 0.005 / 0.039 / undefined (no
+    # prediction reaches 99.7 %): the thresholds sit between, at about half the too-confident values
     assert c.mce > 0.15 and c.oce > 2  # its 99.7 %-confident predictions fail more than twice as often as they claim
 
 

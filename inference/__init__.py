@@ -30,7 +30,7 @@ from inference.methods import (
     read_estimator,
     register_method,
 )
-from inference.posterior import abc, cinn, inn, mcmc  # noqa: F401  (registers the built-in methods)
+from inference.posterior import abc, cinn, fmpe, inn, mcmc  # noqa: F401  (registers the built-in methods)
 from inference.resolve import EstimatorChoice, estimator_for
 
 __all__ = [

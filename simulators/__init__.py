@@ -15,6 +15,7 @@ from simulators.protocol import (
 )
 from simulators.registry import Registry, UnknownSimulatorError, get, names, options, register
 from simulators.sampling import chunk_generator, sample_prior, simulate_cases
+from simulators.sbibm import SLCP, GaussianLinear, GaussianLinearUniform, TwoMoons
 from simulators.table import read_table, simulate_table
 from simulators.tissue import Tissue
 from simulators.user import FunctionSimulator, as_simulator, from_function
@@ -23,6 +24,10 @@ register("arm", Arm)
 register("gaussian-mixture", GaussianMixture)
 register("color-mnist", ColorMNIST)
 register("tissue", Tissue)
+register("two-moons", TwoMoons)
+register("gaussian-linear", GaussianLinear)
+register("gaussian-linear-uniform", GaussianLinearUniform)
+register("slcp", SLCP)
 
 __all__ = [
     "Arm",
@@ -35,6 +40,10 @@ __all__ = [
     "support_bounds",
     "ColorMNIST",
     "GaussianMixture",
+    "GaussianLinear",
+    "GaussianLinearUniform",
+    "SLCP",
+    "TwoMoons",
     "Registry",
     "Simulator",
     "UnknownSimulatorError",

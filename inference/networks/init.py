@@ -21,8 +21,10 @@ def reset_parameters(model: nn.Module, generator: torch.Generator) -> None:
         if isinstance(module, nn.Linear | nn.Conv1d):
             if getattr(module, "zero_init", False):
                 nn.init.zeros_(module.weight)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
                 continue
             nn.init.kaiming_uniform_(module.weight, a=5**0.5, generator=generator)
             fan_in = module.weight[0].numel()
-            nn.init.uniform_(module.bias, -(fan_in**-0.5), fan_in**-0.5, generator=generator)
+            if module.bias is not None:
+                nn.init.uniform_(module.bias, -(fan_in**-0.5), fan_in**-0.5, generator=generator)

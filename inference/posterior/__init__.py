@@ -1,1 +1,1 @@
-"""Posterior methods (rejection ABC, NUTS, inverse INN, conditional INN) and their building blocks."""
+"""Posterior methods (rejection ABC, NUTS, inverse INN, conditional INN, flow matching) and their building blocks."""

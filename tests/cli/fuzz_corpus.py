@@ -57,6 +57,10 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
         ["train", "-s", "arm", "-m", "inn", "-b", "600", "--option", "steps=2", "-o", "{O}", "-q"],
         {"--option": "inn_option"},
     ),
+    "train-fmpe": (
+        ["train", "-s", "arm", "-m", "fmpe", "-b", "600", "--option", "steps=2", "-o", "{O}", "-q"],
+        {"--option": "fmpe_option"},
+    ),
     "infer": (
         ["infer", "-s", "arm", "-m", "abc", "-b", "300", "--theta", ARM_THETA, "-n", "20", "--n-resim", "4"]
         + ["--option", "pilot=300", "--no-plots", "-o", "{O}", "-q"],
@@ -189,7 +193,7 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
     "check": (["check", "--n", "2", "--steps", "1"], {"--n": "count", "--steps": "count", "--seed": "seed"}),
 }
 
-METHODS = ("abc", "cinn", "inn", "nuts")  # posterior methods with a base invocation below (a contract test checks)
+METHODS = ("abc", "cinn", "fmpe", "inn", "nuts")  # posterior methods with a base invocation below (a contract test checks)
 FIBER_METHODS = ("ndtm", "conditional")
 OOD_SCORES = ("lmd",)  # the score of zoo ood's base invocation; every score's options are checked in test_ood_cli
 TOO_BIG = str(2**70)
@@ -342,7 +346,7 @@ def option_kinds() -> None:
     """Fill the ``*_option`` kinds (imports the library, so called when the suite starts, not at import)."""
     for method in METHODS:
         BAD[f"{method}_option"] = _options(method)
-    for method in ("cinn", "inn"):  # the plain names of nested settings, and an overflowing learning rate
+    for method in ("cinn", "fmpe", "inn"):  # the plain names of nested settings, and an overflowing learning rate
         BAD[f"{method}_option"] += ["steps=0", "lr=1e39", "lr=0", "batch_size=0", "restarts=abc"]
     for method in FIBER_METHODS:
         BAD[f"{method}_option"] = _options(method, "fiber")

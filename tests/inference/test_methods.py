@@ -14,6 +14,7 @@ FAST = {
     "abc": {},
     "nuts": {"warmup": 20, "chains": 2},
     "inn": {"steps": 20, "blocks": 2, "hidden": 16, "batch_size": 64, "val_size": 100, "val_every": 0},
+    "fmpe": {"steps": 20, "hidden": 16, "blocks": 1, "summary_dim": 8, "summary_hidden": 16, "val_every": 0},
     "cinn": {
         "steps": 20,
         "blocks": 2,

@@ -116,6 +116,12 @@ class CINNEstimator:
 
 def load_cinn(files: EstimatorFiles) -> CINNEstimator:
     """Rebuild a :class:`CINNEstimator` from its directory (see :meth:`CINNEstimator.save`)."""
+    return load_conditioned(files, ConditionalINN, CINNEstimator)
+
+
+def load_conditioned(files: EstimatorFiles, model_cls: type, estimator_cls: type) -> Any:
+    """Rebuild an estimator of a summary-conditioned network (``model_cls``, built from the saved architecture) from
+    its directory, with bounded loading (:mod:`zoo.bounds`): the cINN's and FMPE's shared loader."""
     cfg = files.config
     weights = files.directory / "weights.safetensors"
     shapes = {k: tuple(v.shape) for k, v in files.tensors.items()}
@@ -123,7 +129,7 @@ def load_cinn(files: EstimatorFiles) -> CINNEstimator:
         sizes = {"dim": cfg["dim"], "element_shape": cfg["element_shape"], "model": cfg["model"]}
         check_sizes(sizes, shapes, str(files.directory / "estimator.json"))  # bounded loading (zoo.bounds)
         model = build_checked(
-            lambda: ConditionalINN(
+            lambda: model_cls(
                 int(cfg["dim"]), tuple(cfg["element_shape"]), set_valued=bool(cfg["set_valued"]), **cfg["model"]
             ),
             shapes,
@@ -142,7 +148,7 @@ def load_cinn(files: EstimatorFiles) -> CINNEstimator:
             f"{str(e).splitlines()[0][:120]}); the estimator is corrupt, retrain it (zoo train / --retrain)"
         ) from e
     model.eval()
-    return CINNEstimator(
+    return estimator_cls(
         model,
         simulator=files.simulator,
         options=files.options,

@@ -12,12 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
-from torch import nn
 
 from inference.networks.conditional_flow import build_flow
-from inference.networks.summary import build_summary
-from inference.posterior.simulations import standardization
-from inference.posterior.support import SupportTransform
+from inference.posterior.conditioned import SummaryConditioned
 
 # draws x observations per inverse pass (arm-cinn, 12 x 32): on one thread 2^15 (4.8e5 / 5.8e5 / 6.4e5 draws/s at
 # 2^13 / 2^14 / 2^15; its activations take 4 MB); with a pass per Python thread 2^14 (2 threads: 7.8e5 / 9.4e5-1.03e6 /
@@ -26,8 +23,9 @@ _CHUNK = 1 << 15
 _CHUNK_THREADED = 1 << 14
 
 
-class ConditionalINN(nn.Module):
-    """Summary network + conditional coupling flow, with theta / x standardization stored as buffers.
+class ConditionalINN(SummaryConditioned):
+    """Summary network + conditional coupling flow, with theta / x standardization stored as buffers
+    (:class:`~inference.posterior.conditioned.SummaryConditioned`).
 
     Arguments:
         dim: parameter dimension D.
@@ -60,46 +58,25 @@ class ConditionalINN(nn.Module):
         support: dict[str, Any] | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        self.dim, self.element_shape, self.set_valued = dim, tuple(element_shape), set_valued
-        # the architecture, saved with the weights (estimator.json "model") and given back to the constructor
-        self.architecture = {
-            "summary": summary,
-            "summary_dim": summary_dim,
-            "summary_hidden": summary_hidden,
-            "flow": dict(flow or {}),
-        }
-        if support:  # a constrained prior: the flow models u = t^{-1}(theta) (inference.posterior.support)
-            self.architecture["support"] = dict(support)
-        self.support = SupportTransform.from_config(support, dim)
-        self.summary = build_summary(summary, self.element_shape, out_dim=summary_dim, hidden=summary_hidden)
+        super().__init__(
+            dim,
+            element_shape,
+            set_valued=set_valued,
+            summary=summary,
+            summary_dim=summary_dim,
+            summary_hidden=summary_hidden,
+            support=support,
+        )
+        self.architecture["flow"] = dict(flow or {})
         self.flow = build_flow(dim, cond_dim=self.summary.out_dim, seed=seed, **(flow or {}))
-        self.register_buffer("theta_mean", torch.zeros(dim))
-        self.register_buffer("theta_std", torch.ones(dim))
-        self.register_buffer("x_mean", torch.zeros(self.element_shape))
-        self.register_buffer("x_std", torch.ones(self.element_shape))
-
-    @torch.no_grad()
-    def set_standardization(self, theta: torch.Tensor, x: torch.Tensor) -> None:
-        """Store means and standard deviations of training theta (N, D) (of u = t^{-1}(theta) for a constrained prior)
-        and x (N, [K,] *element_shape)."""
-        for name, v, dims in (("theta", self.support.inverse(theta), 1), ("x", x, x.ndim - len(self.element_shape))):
-            mean, std = standardization(v, dims=dims)
-            getattr(self, f"{name}_mean").copy_(mean)
-            getattr(self, f"{name}_std").copy_(std)
-
-    def summarize(self, x: torch.Tensor) -> torch.Tensor:
-        """h = phi(standardized x): (*batch, [K,] *element_shape) -> (*batch, C)."""
-        return self.summary((x - self.x_mean) / self.x_std)
 
     def log_prob_given(self, theta: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """log q(theta | h) for theta (*, D) and summaries h broadcastable to (*, C); returns (*)."""
-        v = self.support.inverse(theta)
-        u = (v - self.theta_mean) / self.theta_std
+        u, v = self.standardize(theta)
         h = h.expand(*u.shape[:-1], h.shape[-1])
         z, log_det = self.flow(u, h)
         log_n = -0.5 * z.square().sum(-1) - 0.5 * self.dim * math.log(2 * math.pi)
-        return log_n + log_det - self.theta_std.log().sum() - self.support.log_abs_det(v)
+        return log_n + log_det + self.log_abs_det(v)
 
     def log_prob(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log q(theta | x): theta (*, D), x (*, [K,] *element_shape) -> (*)."""
@@ -123,7 +100,7 @@ class ConditionalINN(nn.Module):
         if torch.is_grad_enabled():  # differentiable: out-of-place chunks
             per = max(1, _CHUNK // b)
             chunks = [self.flow.sample_inverse(out[i : i + per], h, terms=terms) for i in range(0, n, per)]
-            return self.support(torch.cat(chunks) * self.theta_std + self.theta_mean)
+            return self.to_theta(torch.cat(chunks))
         torch_threads = torch.get_num_threads()
         threaded = torch_threads > 1 and h.device.type == "cpu"
         per = max(1, (_CHUNK_THREADED if threaded else _CHUNK) // b)

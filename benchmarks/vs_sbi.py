@@ -198,7 +198,7 @@ def main() -> None:
         f"arm, thesis variant, noise-free; {args.threads} thread(s) per job, {args.jobs} job(s) at once; "
         f"test set seed 2024; simulations seed {args.seed}; cINN training seeds {cinn_seeds}"
     )
-    print("method | sims | train s | draws/s batched | calib. err | mean re-sim | C2ST mean / median (8 obs) | test x draws")
+    print("method | sims | train s | draws/s batched | calib. err | mean re-sim | C2ST mean, median | test x n")
     print("---|---|---|---|---|---|---|---")
     for method, budget, train_s, s in rows:
         print(_row(method, budget, train_s, s))

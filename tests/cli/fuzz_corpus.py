@@ -193,7 +193,8 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
     "check": (["check", "--n", "2", "--steps", "1"], {"--n": "count", "--steps": "count", "--seed": "seed"}),
 }
 
-METHODS = ("abc", "cinn", "fmpe", "inn", "nuts")  # posterior methods with a base invocation below (a contract test checks)
+# posterior methods with a base invocation below (a contract test checks)
+METHODS = ("abc", "cinn", "fmpe", "inn", "nuts")
 FIBER_METHODS = ("ndtm", "conditional")
 OOD_SCORES = ("lmd",)  # the score of zoo ood's base invocation; every score's options are checked in test_ood_cli
 TOO_BIG = str(2**70)

@@ -21,7 +21,8 @@ each subnetwork input) or normflows' conditional rational-quadratic spline coupl
 followed by a fixed random permutation, optionally preceded by an ActNorm.
 
 Rooms: :mod:`~inference.posterior.cinn.network` (the network), :mod:`~inference.posterior.cinn.estimator` (posterior,
-save, load), :mod:`~inference.posterior.cinn.method` (options, training, registration as ``"cinn"``).
+save, load), :mod:`~inference.posterior.cinn.options` (options), :mod:`~inference.posterior.cinn.method` (training,
+registration as ``"cinn"``), :mod:`~inference.posterior.cinn.distill` (distillation from an FMPE teacher).
 
 References:
     Ardizzone, PhD thesis, ch. 3 (cINN) and sec. 3.8.6; Ardizzone et al., *Guided image generation with conditional
@@ -30,8 +31,9 @@ References:
 """
 
 from inference.posterior.cinn.estimator import CINNEstimator, CINNPosterior, load_cinn
-from inference.posterior.cinn.method import TRAIN, CINNOptions, architecture, build_model, fit_cinn
+from inference.posterior.cinn.method import architecture, build_model, fit_cinn
 from inference.posterior.cinn.network import ConditionalINN
+from inference.posterior.cinn.options import TRAIN, CINNOptions
 
 __all__ = [
     "TRAIN",

@@ -1,17 +1,16 @@
-"""Training the conditional INN: options, the maximum-likelihood fit with restarts, and the method's registration.
+"""Training the conditional INN: the maximum-likelihood fit with restarts, and the method's registration.
 
-The loss is the conditional maximum likelihood of :mod:`inference.posterior.cinn` (per parameter dimension); the
+The loss is the conditional maximum likelihood of :mod:`inference.posterior.cinn` (per parameter dimension), with a
+teacher plus the distillation loss of :mod:`inference.posterior.cinn.distill`; the
 training loop is zoo's one loop (:func:`zoo.training.train`) and the simulations come from the shared
 :class:`~inference.posterior.simulations.SimulationStream`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -19,9 +18,10 @@ import torch
 import simulators
 from inference.methods import register_method
 from inference.networks.init import reset_parameters
-from inference.networks.summary import SUMMARIES
+from inference.posterior.cinn.distill import distillation_loss, load_teacher, teacher_pairs
 from inference.posterior.cinn.estimator import CINNEstimator, load_cinn
 from inference.posterior.cinn.network import ConditionalINN
+from inference.posterior.cinn.options import CINNOptions, with_budget_defaults
 from inference.posterior.misspecification import SummaryMahalanobis
 from inference.posterior.simulations import SimulationStream, holdout
 from inference.posterior.support import SupportTransform
@@ -31,96 +31,9 @@ from simulators.sampling import chunk_generator
 from zoo import distributed
 from zoo.training import TrainConfig, TrainHistory, train
 
-SMALL_BUDGET = 50_000
-"""Budgets below this get wider coupling subnetworks by default (``hidden`` 48 rather than 32): at 1e4 simulations
-on the arm, 10 x 32 networks are too wide (calibration 0.40-1.34% alone, 1.49% as the best of 3 restarts) and
-10 x 48 ones are not (0.32-0.68%, 0.45%); at 1e5 the 10 x 32 recipe of ``arm-cinn`` is calibrated (0.57%)."""
 _PILOT = 20_000  # simulations for the standardization statistics in online training
 _CALIBRATION_DRAWS = 200  # per held-out simulation, to compare restarts (5000 x 200: ~1 s)
-COUPLINGS = ("affine", "spline")
-VAL_STATISTICS = ("median", "mean")
-RESTART_CRITERIA = ("parameters", "pooled")
-TRAIN = TrainConfig(steps=10_000, batch_size=512, lr=1e-3, schedule="cosine", grad_clip=10.0, val_every=500, restarts=3)
-"""The cINN's training defaults: Adam, cosine schedule to 1%, gradient norm clipped at 10, validation every 500
-steps, the best of 3 restarts by held-out calibration (the shipped ``arm-cinn`` recipe; docs/own-simulator.md has
-what they give at 1e4 and 1e5 simulations)."""
-
-
-@dataclass(frozen=True)
-class CINNOptions:
-    """Options of the conditional INN.
-
-    Attributes:
-        coupling: ``"affine"`` (soft-clamped affine coupling) or ``"spline"`` (rational-quadratic spline coupling).
-        blocks: coupling blocks.
-        hidden: hidden width of the coupling subnetworks; ``None`` (default) scales with the budget: 48 below
-            :data:`SMALL_BUDGET` simulations, else 32 (measured at 1e4 and 1e5: docs/own-simulator.md).
-        layers: hidden layers per subnetwork.
-        clamp: soft clamp of the affine log-scales (thesis eq. 3.13).
-        bins: spline bins (``coupling="spline"``).
-        actnorm: an ActNorm (learned per-dimension scale and shift) before every block.
-        summary: ``"auto"`` (``"deepset"`` for set-valued simulators, else ``"mlp"``), ``"deepset"``, ``"mlp"``,
-            ``"conv1d"`` or ``"none"``.
-        summary_dim: summary width (the condition width of the flow).
-        summary_hidden: hidden width of the summary network.
-        val_fraction: share of the budget held out for validation, early stopping, restarts and the misspecification
-            score.
-        val_statistic: ``"median"`` or ``"mean"`` of the held-out negative log-likelihood, the criterion that picks
-            the kept weights (the median is robust to the few held-out points that a near-degenerate posterior misses).
-        restart_criterion: how restarts are compared on the held-out simulations: ``"parameters"``, the mean over
-            parameters of each parameter's calibration error, or ``"pooled"``, the calibration error of the inlier
-            fractions pooled over parameters (where one parameter too wide and another too narrow cancel).
-        online: draw fresh simulations for every batch (the budget then only sizes the validation set);
-            with no budget, training is always online.
-        train: the training settings (:class:`zoo.training.TrainConfig`; defaults :data:`TRAIN`). ``restarts``
-            trains that many networks on the same simulations (different initializations, permutations and batch
-            orders) and keeps the one with the lowest marginal calibration error on the held-out simulations; with
-            a ``checkpoint_dir`` each restart checkpoints into its own subfolder. The trained estimator is returned
-            on the CPU whatever ``device`` it was trained on.
-    """
-
-    coupling: str = "affine"
-    blocks: int = 10
-    hidden: int | None = None
-    layers: int = 2
-    clamp: float = 2.0
-    bins: int = 8
-    actnorm: bool = False
-    summary: str = "auto"
-    summary_dim: int = 32
-    summary_hidden: int = 64
-    val_fraction: float = 0.05
-    val_statistic: str = "median"
-    restart_criterion: str = "parameters"
-    online: bool = False
-    train: TrainConfig = field(default=TRAIN)
-
-    def __post_init__(self) -> None:
-        _choice("coupling", self.coupling, COUPLINGS)
-        _choice("summary", self.summary, ("auto", *SUMMARIES))
-        _choice("val_statistic", self.val_statistic, VAL_STATISTICS)
-        _choice("restart_criterion", self.restart_criterion, RESTART_CRITERIA)
-        for name in ("blocks", "hidden", "layers", "bins", "summary_dim", "summary_hidden"):
-            value = getattr(self, name)
-            if name == "hidden" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if not (isinstance(self.clamp, int | float) and 0 < self.clamp < math.inf):
-            raise ValueError(f"clamp must be a positive finite number, got {self.clamp!r}")
-        if not (isinstance(self.val_fraction, int | float) and 0 < self.val_fraction < 1):
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
-        for name in ("actnorm", "online"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-
-
 _STATISTICS = {"median": torch.median, "mean": torch.mean}
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
 def architecture(options: CINNOptions, simulator: Simulator) -> dict[str, Any]:
@@ -139,15 +52,6 @@ def architecture(options: CINNOptions, simulator: Simulator) -> dict[str, Any]:
     if not support.identity:  # a constrained prior: train on u = t^{-1}(theta), draw theta = t(u)
         arch["support"] = support.config()
     return arch
-
-
-def with_budget_defaults(options: CINNOptions, budget: int | None) -> CINNOptions:
-    """``options`` with the budget-dependent defaults filled in (``hidden=None``: 48 below :data:`SMALL_BUDGET`
-    simulations, else 32; online training counts as a large budget)."""
-    if options.hidden is not None:
-        return options
-    small = budget is not None and not options.online and budget < SMALL_BUDGET
-    return dataclasses.replace(options, hidden=48 if small else 32)
 
 
 def build_model(simulator: Simulator, options: CINNOptions, *, seed: int = 0) -> ConditionalINN:
@@ -186,11 +90,14 @@ def fit_cinn(
         budget = len(simulations[0])
     options = with_budget_defaults(options, budget)
     o, tc = options, options.train
+    online = (budget is None or o.online) and simulations is None
+    teacher = load_teacher(o.teacher, simulator) if o.teacher is not None else None  # refuse a bad one first
+    if teacher is not None and online:
+        raise ValueError("teacher: distillation trains on a fixed budget of simulations; give a budget, not online")
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     model = _fresh_model(simulator, o, gen)
     set_valued = model.set_valued
     lo, hi = simulator.n_obs if set_valued else (1, 1)
-    online = (budget is None or o.online) and simulations is None
     stream = SimulationStream.from_simulator(
         simulator, generator=gen, batch_size=tc.batch_size, set_sizes=(lo, hi) if set_valued else None
     )
@@ -214,12 +121,27 @@ def fit_cinn(
     theta_val, x_val = theta_val.to(device), x_val.to(device)
     stream.transform = lambda batch: tuple(t.to(device) for t in batch)
     val_ks = sorted({lo, (lo + hi) // 2, hi})
+    if teacher is not None:  # the teacher's draws for the training and held-out observations, once
+        pairs = teacher_pairs(teacher, model, train_rows[1], o.teacher_draws, o.teacher_steps, gen, progress)
+        val_pairs = teacher_pairs(teacher, model, x_val.cpu(), 1, o.teacher_steps, gen, False)
+        val_pairs = (x_val, val_pairs.z.to(device), val_pairs.u.to(device))
+
+        def with_pairs(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+            j = torch.randint(0, len(pairs.index), (len(batch[0]),), generator=stream.generator)
+            extra = (train_rows[1][pairs.index[j]], pairs.z[j], pairs.u[j])
+            return tuple(t.to(device) for t in (*batch, *extra))
+
+        stream.transform = with_pairs
 
     holder = [model]  # the network being trained (restarts replace it)
 
-    def loss_fn(batch: tuple[torch.Tensor, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
-        theta, x = batch
-        return {"loss": -holder[0].log_prob(theta, x).mean() / holder[0].dim}
+    def loss_fn(batch: tuple[torch.Tensor, ...], step: int) -> dict[str, torch.Tensor]:
+        theta, x, *distill = batch
+        nll = -holder[0].log_prob(theta, x).mean() / holder[0].dim
+        if not distill:
+            return {"loss": nll}
+        mse = distillation_loss(holder[0], *distill)
+        return {"loss": mse + o.ml_weight * nll, "distill": mse, "nll": nll}
 
     def val_loss() -> float:
         # By default the median, not the mean, of the held-out negative log-likelihood: for near-degenerate
@@ -227,6 +149,9 @@ def fit_cinn(
         # points just off the learned manifold, and stops improving long before typical points (and the
         # re-simulation error) do.
         stat = _STATISTICS[o.val_statistic]
+        if teacher is not None:  # the training loss's mix, held out
+            nll = float(stat(-holder[0].log_prob(theta_val, x_val)) / holder[0].dim)
+            return float(distillation_loss(holder[0], *val_pairs)) + o.ml_weight * nll
         if not set_valued:
             return float(stat(-holder[0].log_prob(theta_val, x_val)) / holder[0].dim)
         nll = [float(stat(-holder[0].log_prob(theta_val, x_val[:, :k]))) for k in val_ks]

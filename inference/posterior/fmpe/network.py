@@ -125,12 +125,14 @@ class VectorFieldNet(SummaryConditioned):
             return out
         terms = self.condition_terms(h)
         per = max(1, _CHUNK // b)
-        chunks = [self._solve(out[i : i + per], terms, 0.0, 1.0, solver, steps, rtol, atol) for i in range(0, n, per)]
+        chunks = [self.solve(out[i : i + per], terms, 0.0, 1.0, solver, steps, rtol, atol) for i in range(0, n, per)]
         return self.to_theta(torch.cat(chunks))
 
-    def _solve(
+    def solve(
         self, u: torch.Tensor, terms: list[torch.Tensor], t0: float, t1: float, solver: str, steps: int, rtol, atol
     ) -> torch.Tensor:
+        """The ODE du/dt = v(u, t; h) from ``u`` at ``t0`` to ``t1`` (standardized units; ``terms`` from
+        :meth:`condition_terms`)."""
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {', '.join(map(repr, SOLVERS))}, got {solver!r}")
         adaptive = solver == "dopri5"

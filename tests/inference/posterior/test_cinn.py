@@ -387,7 +387,7 @@ def test_tissue_sets_train_a_deepset_cinn():
 
 
 def test_default_width_scales_with_the_budget():
-    from inference.posterior.cinn.method import SMALL_BUDGET, with_budget_defaults
+    from inference.posterior.cinn.options import SMALL_BUDGET, with_budget_defaults
 
     opts = inference.make_options("cinn", {})
     assert opts.hidden is None

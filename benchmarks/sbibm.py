@@ -26,7 +26,7 @@ import inference
 import simulators
 from inference.evaluation.diagnostics import c2st
 
-TASKS = ("two-moons", "gaussian-linear", "gaussian-linear-uniform", "slcp")
+TASKS = ("two-moons", "gaussian-linear", "gaussian-linear-uniform", "slcp", "bernoulli-glm")
 PUBLISHED = {  # sbibm main_paper.csv means over 10 observations: NPE, REJ-ABC at 1e3 / 1e4 / 1e5
     "two-moons": ((0.725, 0.606, 0.542), (0.960, 0.847, 0.664)),
     "slcp": ((0.975, 0.901, 0.831), (0.982, 0.973, 0.961)),

@@ -15,7 +15,7 @@ from simulators.protocol import (
 )
 from simulators.registry import Registry, UnknownSimulatorError, get, names, options, register
 from simulators.sampling import chunk_generator, sample_prior, simulate_cases
-from simulators.sbibm import SLCP, GaussianLinear, GaussianLinearUniform, TwoMoons
+from simulators.sbibm import SLCP, BernoulliGLM, GaussianLinear, GaussianLinearUniform, TwoMoons
 from simulators.table import read_table, simulate_table
 from simulators.tissue import Tissue
 from simulators.user import FunctionSimulator, as_simulator, from_function
@@ -28,9 +28,11 @@ register("two-moons", TwoMoons)
 register("gaussian-linear", GaussianLinear)
 register("gaussian-linear-uniform", GaussianLinearUniform)
 register("slcp", SLCP)
+register("bernoulli-glm", BernoulliGLM)
 
 __all__ = [
     "Arm",
+    "BernoulliGLM",
     "FunctionSimulator",
     "as_prior",
     "as_simulator",

@@ -9,6 +9,8 @@ Each task is a simulator with an exact log-likelihood and a reference posterior 
   the box, coordinate by coordinate.
 - ``slcp``: theta ~ U(-3, 3)^5; x (8) four 2-D Gaussian draws with mean (t1, t2), standard deviations t3^2, t4^2 and
   correlation tanh(t5). Reference by MCMC (below).
+- ``bernoulli-glm``: theta (10) ~ N(0, B^-1), a smoothness prior; x (10) the sufficient statistics of 100 Bernoulli
+  spikes of a GLM neuron under a fixed white-noise stimulus. Reference by MCMC from the Laplace approximation.
 
 The definitions follow sbibm's task code and paper (variances and offsets included: slcp's covariance has
 ``t3^4`` on the diagonal plus 1e-6, as sbibm's). The observations zoo benchmarks on are its own (drawn from the prior
@@ -18,7 +20,7 @@ slcp's posterior has four symmetric modes (its likelihood depends on t3 and t4 o
 reference draws fold t3, t4 to >= 0, start chains by sampling-importance-resampling from prior draws, run a
 population random-walk Metropolis with reflection at 0 (a symmetric proposal) whose covariance is re-estimated from the
 chains, and give each draw independent random signs of t3 and t4 at the end: exact symmetry, so the four modes are
-balanced exactly rather than by mixing. Its calibration is checked by simulation-based calibration against prior
+balanced exactly rather than by mixing. These references are checked by simulation-based calibration against prior
 draws (tests/simulators/test_sbibm.py).
 """
 
@@ -246,26 +248,111 @@ class SLCP:
         return torch.where(inside, self.log_likelihood(theta, x), torch.full_like(theta[..., 0], -math.inf))
 
     def _mcmc(self, x: torch.Tensor, n: int, g: torch.Generator | None, pilot: int, steps: int) -> torch.Tensor:
-        fold = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0], dtype=torch.float64)  # 0: coordinates folded to >= 0
+        folded = torch.tensor([False, False, True, True, False])  # t3, t4 folded to >= 0
         theta = torch.rand(pilot, 5, generator=g, dtype=torch.float64) * 6 - 3
-        theta = torch.where(fold.bool(), theta, theta.abs())
-        lp = self._folded_log_post(theta, x)
-        w = torch.softmax(lp, 0)
-        idx = torch.multinomial(w, n, replacement=True, generator=g)
-        chains, lp = theta[idx], lp[idx]
-        for step in range(steps):
-            if step % 50 == 0:  # the proposal from the population: 2.38^2 / d times its covariance (Gelman et al.)
-                cov = torch.cov(chains.T) + 1e-10 * torch.eye(5, dtype=torch.float64)
-                chol = torch.linalg.cholesky(cov * (2.38**2 / 5))
-            prop = chains + torch.randn(n, 5, generator=g, dtype=torch.float64) @ chol.T
-            prop = torch.where(fold.bool(), prop, prop.abs())  # reflect t3, t4 at 0: still a symmetric proposal
-            lp_prop = self._folded_log_post(prop, x)
-            accept = torch.rand(n, generator=g, dtype=torch.float64).log() < lp_prop - lp
-            chains = torch.where(accept.unsqueeze(-1), prop, chains)
-            lp = torch.where(accept, lp_prop, lp)
+        theta = torch.where(folded, theta.abs(), theta)
+        w = torch.softmax(self._folded_log_post(theta, x), 0)  # importance resampling start
+        chains = theta[torch.multinomial(w, n, replacement=True, generator=g)]
+        chains = _population_metropolis(lambda t: self._folded_log_post(t, x), chains, steps, g, reflect=folded)
         signs = torch.where(torch.rand(n, 2, generator=g, dtype=torch.float64) < 0.5, -1.0, 1.0)
         chains[:, 2:4] *= signs
         return chains
+
+
+class BernoulliGLM:
+    """sbibm's Bernoulli GLM: a 10-parameter generalized linear model of a neuron's spikes under a white-noise stimulus.
+
+    theta = (offset, 9 filter weights), prior N(0, B^-1) with a smoothness precision B (sbibm's). For 100 time bins,
+    spikes y_i ~ Bernoulli(sigmoid((X theta)_i)) with X the design matrix of the stimulus (ones, then the stimulus
+    lagged by 0..8 bins; the stimulus is N(0, 1) white noise from numpy's RandomState(42), as sbibm draws it). x is
+    sbibm's summary (spike count, spike-triggered sums at 9 lags), which equals X^T y: sufficient, so the likelihood
+    p(x | theta) is proportional to exp(x . theta - sum_i softplus((X theta)_i)) and the posterior is log-concave.
+
+    Its reference draws start at the Laplace approximation (Newton's method to the mode) and run population
+    random-walk Metropolis with the chains' covariance (checked by simulation-based calibration).
+    """
+
+    name = "bernoulli-glm"
+    param_names = ("offset", *(f"filter{k}" for k in range(1, 10)))
+    obs_shape = (10,)
+    observation_names = ("spikes", *(f"sta{k}" for k in range(1, 10)))
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.options: dict = {}
+        stimulus = torch.from_numpy(np.random.RandomState(42).randn(100).astype(np.float32)).double()
+        design = torch.zeros(100, 10, dtype=torch.float64)
+        design[:, 0] = 1.0
+        for j in range(9):
+            design[j:, j + 1] = stimulus[: 100 - j]
+        self.design = design
+        diff = torch.eye(9) - torch.diag(torch.ones(8), -1)
+        f = diff @ diff + torch.diag(torch.sqrt(torch.arange(9) / 9.0))
+        precision = torch.zeros(10, 10)
+        precision[0, 0] = 0.5
+        precision[1:, 1:] = f.T @ f
+        self.precision = precision.double()
+        self.prior = dist.MultivariateNormal(torch.zeros(10), precision_matrix=precision)
+
+    def simulate(self, theta: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x = X^T y with y_i ~ Bernoulli(sigmoid((X theta)_i)): (*, 10) -> (*, 10)."""
+        theta = check_theta(theta, 10)
+        x_design = self.design.to(theta)
+        p = torch.sigmoid(theta @ x_design.T)
+        y = (torch.rand(p.shape, generator=generator, dtype=theta.dtype).to(theta.device) < p).to(theta.dtype)
+        return y @ x_design
+
+    def log_likelihood(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x | theta) up to a constant in theta (the number of spike trains with summary x)."""
+        return (x * theta).sum(-1) - torch.nn.functional.softplus(theta @ self.design.to(theta).T).sum(-1)
+
+    def _log_post(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.log_likelihood(theta, x) - 0.5 * ((theta @ self.precision) * theta).sum(-1)
+
+    def reference_posterior(
+        self, x_o: torch.Tensor, n: int, *, generator: torch.Generator | None = None, steps: int = 300
+    ) -> torch.Tensor:
+        """Posterior draws (n, *batch, 10) by Laplace-started population Metropolis, ``steps`` steps per chain."""
+        x, batch = _obs(x_o, self.obs_shape)
+        out = torch.stack([self._mcmc(xj, n, generator, steps) for xj in x], 1)
+        return out.reshape(n, *batch, 10).to(torch.as_tensor(x_o).dtype)
+
+    def _mcmc(self, x: torch.Tensor, n: int, g: torch.Generator | None, steps: int) -> torch.Tensor:
+        mode = torch.zeros(10, dtype=torch.float64)
+        for _ in range(50):  # Newton's method: the log posterior is strictly concave
+            p = torch.sigmoid(self.design @ mode)
+            grad = x - self.design.T @ p - self.precision @ mode
+            hess = self.design.T @ (self.design * (p * (1 - p)).unsqueeze(-1)) + self.precision
+            step = torch.linalg.solve(hess, grad)
+            mode = mode + step
+            if float(step.abs().max()) < 1e-10:
+                break
+        chol = torch.linalg.cholesky(torch.linalg.inv(hess))
+        chains = mode + torch.randn(n, 10, generator=g, dtype=torch.float64) @ chol.T
+        return _population_metropolis(lambda t: self._log_post(t, x), chains, steps, g)
+
+
+def _population_metropolis(
+    log_target, chains: torch.Tensor, steps: int, g: torch.Generator | None, reflect: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``steps`` random-walk Metropolis steps of every chain (rows of ``chains``), with the proposal covariance
+    2.38^2 / d times the chains' covariance (Gelman et al.), re-estimated every 50 steps; coordinates in ``reflect``
+    are reflected at 0 (a symmetric proposal on the folded space)."""
+    n, d = chains.shape
+    lp = log_target(chains)
+    for step in range(steps):
+        if step % 50 == 0:
+            cov = torch.cov(chains.T) + 1e-10 * torch.eye(d, dtype=chains.dtype)
+            chol = torch.linalg.cholesky(cov * (2.38**2 / d))
+        prop = chains + torch.randn(n, d, generator=g, dtype=chains.dtype) @ chol.T
+        if reflect is not None:
+            prop = torch.where(reflect, prop.abs(), prop)
+        lp_prop = log_target(prop)
+        accept = torch.rand(n, generator=g, dtype=chains.dtype).log() < lp_prop - lp
+        chains = torch.where(accept.unsqueeze(-1), prop, chains)
+        lp = torch.where(accept, lp_prop, lp)
+    return chains
 
 
 def _rejection(draw, n: int, what: str, batch: int = 65_536, attempts: int = 200) -> torch.Tensor:

@@ -14,7 +14,7 @@ from scipy import stats
 
 import simulators
 
-TASKS = ("two-moons", "gaussian-linear", "gaussian-linear-uniform", "slcp")
+TASKS = ("two-moons", "gaussian-linear", "gaussian-linear-uniform", "slcp", "bernoulli-glm")
 
 
 def _sbc_ranks(sim, n_obs: int, draws: int, seed: int, **ref) -> torch.Tensor:
@@ -29,7 +29,7 @@ def _sbc_ranks(sim, n_obs: int, draws: int, seed: int, **ref) -> torch.Tensor:
 def test_reference_posterior_is_calibrated(name):
     sim = simulators.get(name)
     ref = {"pilot": 20_000, "steps": 300} if name == "slcp" else {}
-    n_obs, draws, bins = (240, 39, 8) if name == "slcp" else (1000, 99, 10)
+    n_obs, draws, bins = {"slcp": (240, 39, 8), "bernoulli-glm": (300, 39, 8)}.get(name, (1000, 99, 10))
     ranks = _sbc_ranks(sim, n_obs, draws, 0, **ref)
     counts = torch.stack([torch.bincount(r * bins // (draws + 1), minlength=bins) for r in ranks.T])
     p = stats.chisquare(counts.numpy(), axis=1).pvalue
@@ -94,3 +94,23 @@ def test_gaussian_linear_dim_option():
     assert sim.obs_shape == (3,) and len(sim.param_names) == 3
     with pytest.raises(ValueError, match="dim must be"):
         simulators.get("gaussian-linear", dim=0)
+
+
+def test_bernoulli_glm_summary_is_sbibms_spike_triggered_sums():
+    """x = X^T y equals sbibm's summary: the spike count and the last 9 outputs of conv1d(y, stimulus, padding=8)."""
+    sim = simulators.get("bernoulli-glm")
+    y = (torch.rand(5, 100, generator=torch.Generator().manual_seed(0)) < 0.3).double()
+    stimulus = sim.design[:, 1]
+    sta = torch.nn.functional.conv1d(y.unsqueeze(1), stimulus.reshape(1, 1, -1), padding=8).squeeze(1)[:, -9:]
+    torch.testing.assert_close(y @ sim.design, torch.cat([y.sum(-1, keepdim=True), sta], -1))
+
+
+def test_bernoulli_glm_likelihood_matches_the_bernoulli_product():
+    sim = simulators.get("bernoulli-glm")
+    g = torch.Generator().manual_seed(1)
+    theta = simulators.sample_prior(sim.prior, 2, generator=g).double()
+    y = (torch.rand(100, generator=g) < 0.4).double()
+    p = torch.sigmoid(sim.design @ theta.T).T
+    exact = torch.distributions.Bernoulli(probs=p).log_prob(y).sum(-1)
+    got = sim.log_likelihood(theta, y @ sim.design)
+    torch.testing.assert_close(got, exact)  # the spike train is one of those with this summary

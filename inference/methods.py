@@ -176,7 +176,7 @@ def fit(
         options: the method's options dataclass, a dict of its fields, or ``None`` for the defaults.
         generator: source of randomness for training.
         progress: show progress bars.
-        simulations: a table ``(theta (N, D), x (N, *obs_shape))`` to train on (methods that train: cinn, inn).
+        simulations: a table ``(theta (N, D), x (N, *obs_shape))`` to train on (methods that train: cinn, fmpe, inn).
         param_names: the parameter names of a table without a simulator (default ``theta0, theta1, ...``).
 
     Returns:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from simulators import Simulator, sample_prior
+from simulators import Simulator, is_set_valued, sample_prior
 
 Draw = Callable[[int, torch.Generator | None], tuple[torch.Tensor, ...]]
 """``draw(n, generator) -> tensors`` with n rows each, e.g. ``(theta (n, D), x (n, *obs_shape))``."""
@@ -104,3 +104,41 @@ class SimulationStream:
 def holdout(table: Sequence[torch.Tensor], n_val: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     """Split a table into its first rows (training) and its last ``n_val`` rows (held out)."""
     return tuple(t[:-n_val] for t in table), tuple(t[-n_val:] for t in table)
+
+
+def training_split(
+    simulator: Simulator,
+    *,
+    budget: int | None,
+    online: bool,
+    simulations: Sequence[torch.Tensor] | None,
+    val_fraction: float,
+    batch_size: int,
+    generator: torch.Generator,
+    pilot: int = 20_000,
+) -> tuple[SimulationStream, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """The training stream, training rows and held-out rows of an amortized method (the cINN's and FMPE's policy).
+
+    ``max(256, val_fraction * budget)`` simulations are held out (4096 online): the last rows of a given table, else
+    the first draws of the stream; then the training table is the rest of the table or ``budget - n_val`` fresh draws
+    (online: ``pilot`` draws, only for standardization, and every batch is fresh). Set-valued simulators get one set
+    size per batch.
+
+    Raises:
+        ValueError: the budget leaves fewer than ``batch_size`` training simulations.
+    """
+    set_valued = is_set_valued(simulator)
+    stream = SimulationStream.from_simulator(
+        simulator, generator=generator, batch_size=batch_size, set_sizes=simulator.n_obs if set_valued else None
+    )
+    n_val = max(256, int(val_fraction * budget)) if budget is not None else 4096
+    if budget is not None and not online and budget - n_val < batch_size:
+        raise ValueError(f"budget {budget} is too small: need at least batch_size + {n_val} validation simulations")
+    if simulations is not None:
+        train_rows, val_rows = holdout([t.to(simulations[0].dtype) for t in simulations], n_val)
+    else:
+        val_rows = stream.draw(n_val)
+        train_rows = stream.draw(pilot if online else budget - n_val)
+    if not online:
+        stream.table = train_rows
+    return stream, train_rows, val_rows

@@ -102,7 +102,7 @@ def test_fit_from_a_table_without_a_simulator(method, tmp_path):
 
 
 def test_a_method_that_cannot_use_a_table_says_which_can():
-    with pytest.raises(ValueError, match="cannot train from a table of simulations; use cinn, inn"):
+    with pytest.raises(ValueError, match="cannot train from a table of simulations; use cinn, fmpe, inn"):
         inference.fit(None, method="abc", simulations=(torch.rand(10, 2), torch.rand(10, 3)))
 
 

@@ -23,7 +23,7 @@ from inference.posterior.cinn.estimator import CINNEstimator, load_cinn
 from inference.posterior.cinn.network import ConditionalINN
 from inference.posterior.cinn.options import CINNOptions, with_budget_defaults
 from inference.posterior.misspecification import SummaryMahalanobis
-from inference.posterior.simulations import SimulationStream, holdout
+from inference.posterior.simulations import training_split
 from inference.posterior.support import SupportTransform
 from simulators import Simulator
 from simulators.devices import check_device
@@ -98,19 +98,16 @@ def fit_cinn(
     model = _fresh_model(simulator, o, gen)
     set_valued = model.set_valued
     lo, hi = simulator.n_obs if set_valued else (1, 1)
-    stream = SimulationStream.from_simulator(
-        simulator, generator=gen, batch_size=tc.batch_size, set_sizes=(lo, hi) if set_valued else None
+    stream, train_rows, (theta_val, x_val) = training_split(
+        simulator,
+        budget=budget,
+        online=online,
+        simulations=simulations,
+        val_fraction=o.val_fraction,
+        batch_size=tc.batch_size,
+        generator=gen,
+        pilot=_PILOT,
     )
-    n_val = max(256, int(o.val_fraction * budget)) if budget is not None else 4096
-    if budget is not None and not online and budget - n_val < tc.batch_size:
-        raise ValueError(f"budget {budget} is too small: need at least batch_size + {n_val} validation simulations")
-    if simulations is not None:
-        train_rows, (theta_val, x_val) = holdout([t.to(simulations[0].dtype) for t in simulations], n_val)
-    else:
-        theta_val, x_val = stream.draw(n_val)
-        train_rows = stream.draw(_PILOT if online else budget - n_val)
-    if not online:
-        stream.table = train_rows
     parallel_restarts = distributed.active() and tc.restarts > 1  # one restart per rank, each trained alone
     if distributed.active() and not parallel_restarts:  # data parallel: own batches, together the usual batch size
         stream.generator = distributed.rank_generator(gen)

@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=10_000, help="posterior and reference draws per C2ST (sbibm: 1e4)")
     parser.add_argument("--sbibm-classifier", action="store_true", help="no early stopping, as sbibm")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulations and of training")
+    parser.add_argument("--floor", action="store_true", help="also C2ST of two independent reference sets (obs. 1)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -85,6 +86,10 @@ def main() -> None:
         xs, x64 = observations(sim, args.n_obs)
         g = torch.Generator().manual_seed(2026)
         reference = [sim.reference_posterior(x64[i], args.draws, generator=g).float().numpy() for i in range(len(xs))]
+        if args.floor:  # what the classifier reports for a perfect posterior
+            again = sim.reference_posterior(x64[0], args.draws, generator=g).float().numpy()
+            floor = c2st(again, reference[0], early_stopping=not args.sbibm_classifier)
+            print(f"{name}: C2ST of two independent reference sets (observation 1): {floor:.3f}", flush=True)
         for budget in args.budgets:
             gs = torch.Generator().manual_seed(args.seed)
             theta = simulators.sample_prior(sim.prior, budget, generator=gs)

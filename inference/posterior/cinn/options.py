@@ -54,7 +54,8 @@ class CINNOptions:
             ``ml_weight`` times its own maximum-likelihood loss. ``None``: maximum likelihood alone.
         teacher_draws: teacher draws (noise vectors) per training simulation, computed once before training.
         teacher_steps: RK4 steps of the teacher's ODE solve.
-        ml_weight: weight of the maximum-likelihood loss next to the distillation loss (with a teacher).
+        ml_weight: weight of the maximum-likelihood loss next to the distillation loss (with a teacher; 0:
+            distillation alone).
         train: the training settings (:class:`zoo.training.TrainConfig`; defaults :data:`TRAIN`). ``restarts``
             trains that many networks on the same simulations (different initializations, permutations and batch
             orders) and keeps the one with the lowest marginal calibration error on the held-out simulations; with

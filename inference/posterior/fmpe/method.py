@@ -181,8 +181,6 @@ def fit_fmpe(
     t_val = _times(len(theta_val) * 4, o.time_power, gen).to(device)
     u0_val = torch.randn(len(theta_val) * 4, dim, generator=gen).to(device)
     x_rep = x_val.repeat(4, *([1] * (x_val.ndim - 1)))
-    if set_valued:
-        x_rep = x_rep[:, :hi]
 
     def with_noise(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         theta, x = batch

@@ -37,6 +37,8 @@ def test_the_ode_with_the_exact_field_draws_the_target(solver, steps, tol):
     h = model.summarize(torch.zeros(1, 1, dtype=torch.float64))
     draws = model.sample_given(20_000, h, generator=torch.Generator().manual_seed(0), solver=solver, steps=steps or 16)
     sd = torch.sqrt(S**2 + SIGMA**2).double()
+    # mean: 4 standard errors of 20 000 draws; sd: the sampling error of an sd (0.5% at 20 000 draws) plus the solver's
+    # discretization: measured 0.8% for dopri5 / RK4-16 (sampling error alone) and 2.2% for Euler-64
     torch.testing.assert_close(draws[:, 0].mean(0), M.double(), atol=4 * float(sd.max()) / math.sqrt(20_000), rtol=0)
     torch.testing.assert_close(draws[:, 0].std(0), sd, atol=0, rtol=tol)
 

@@ -18,9 +18,10 @@ sbi is not a dependency of zoo: install it into a separate environment and run t
     sbi-venv/bin/python -m benchmarks.vs_sbi --budgets 10000 100000  # from the repository root
 
 ``--methods cinn`` runs zoo alone (no sbi needed).
-``--estimator DIR_OR_NAME`` scores a saved zoo estimator (e.g. the shipped ``arm-cinn``) once instead of training a
-cINN per budget; that row is marked "saved estimator": it was trained on its own simulations (same simulator, prior
-and budget, a different draw), and its training seconds are the ones recorded in its directory. FMPE samples by
+``--estimator DIR_OR_NAME ...`` scores saved zoo estimators (e.g. the shipped ``arm-distilled``, ``arm-cinn``,
+``arm-fmpe``) instead of training a cINN per budget, after the training rows; those rows are marked "saved
+estimator": each was trained on its own simulations (same simulator, prior and budget, drawn by ``zoo train``), and
+its training seconds are the ones recorded in its directory. FMPE samples by
 integrating an ODE and is ~100x slower to draw from, so it is scored on ``--slow-test`` cases x ``--slow-draws``
 draws (the table says which sizes each row used).
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -133,7 +135,9 @@ def main() -> None:
     parser.add_argument(
         "--methods", nargs="+", default=["cinn", "zoo-fmpe", "npe", "fmpe"], choices=["cinn", "zoo-fmpe", "npe", "fmpe"]
     )
-    parser.add_argument("--estimator", help="score this saved zoo estimator instead of training a cINN")
+    parser.add_argument(
+        "--estimator", nargs="+", default=[], help="score these saved zoo estimators instead of training a cINN"
+    )
     parser.add_argument("--n-test", type=int, default=1000)
     parser.add_argument("--n-draws", type=int, default=1000)
     parser.add_argument("--slow-test", type=int, default=200, help="test cases for FMPE")
@@ -155,20 +159,6 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     rows = []
-    if "cinn" in args.methods and args.estimator:  # a saved estimator: scored once, trained on its own simulations
-        arm, test, reference = _test_set(args)
-        est = inference.load(args.estimator)
-        s = score(
-            lambda xs, n: est.posterior(xs).sample(n, generator=torch.Generator().manual_seed(1)),
-            arm,
-            test,
-            n_draws=args.n_draws,
-            n_test=args.n_test,
-            reference=reference,
-            repeats=args.speed_repeats,
-        )
-        rows.append(("cinn (saved)", est.budget, float(est.info.get("seconds", float("nan"))), s))
-        print(_row(*rows[-1]), flush=True)
     methods = [m for m in args.methods if not (m == "cinn" and args.estimator)]
     cinn_seeds = args.cinn_seeds if args.cinn_seeds is not None else [args.seed]
     tasks = [
@@ -193,6 +183,11 @@ def main() -> None:
             rows.append(_task(*task, args))
             print(_row(*rows[-1]), flush=True)
 
+    saved = []  # saved estimators: scored after the training rows (so a run can start while one still trains)
+    for source in args.estimator if "cinn" in args.methods else []:
+        saved.append(_saved(source, args))
+        print(_row(*saved[-1]), flush=True)
+    rows = saved + rows
     print()
     print(
         f"arm, thesis variant, noise-free; {args.threads} thread(s) per job, {args.jobs} job(s) at once; "
@@ -204,6 +199,25 @@ def main() -> None:
         print(_row(method, budget, train_s, s))
     print()
     print(ISSUE_TABLE)
+
+
+def _saved(source: str, args) -> tuple:
+    """Score a saved estimator (FMPE ones on the slow sizes): its row, trained on its own simulations."""
+    torch.set_num_threads(args.threads)
+    arm, test, reference = _test_set(args)
+    est = inference.load(source)
+    slow = est.method == "fmpe"
+    s = score(
+        lambda xs, n: est.posterior(xs).sample(n, generator=torch.Generator().manual_seed(1)),
+        arm,
+        test,
+        n_draws=args.slow_draws if slow else args.n_draws,
+        n_test=min(args.slow_test if slow else args.n_test, args.n_test),
+        reference=reference,
+        repeats=1 if slow else args.speed_repeats,
+    )
+    label = f"zoo {'FMPE' if slow else 'cINN'} (saved estimator {Path(str(source)).name})"
+    return label, est.budget, float(est.info.get("seconds", float("nan"))), s
 
 
 def _test_set(args) -> tuple:
@@ -251,11 +265,10 @@ def _task(method: str, budget: int, seed: int, args) -> tuple:
 def _row(method: str, budget, train_s: float, s: dict) -> str:
     name = {
         "cinn": "zoo cINN",
-        "cinn (saved)": "zoo cINN (saved estimator)",
         "npe": "sbi NPE (MAF)",
         "fmpe": "sbi FMPE",
         "zoo-fmpe": "zoo FMPE (defaults)",
-    }.get(method, f"zoo cINN{method[4:]}")
+    }.get(method, method if method.startswith("zoo ") else f"zoo cINN{method[4:]}")
     return (
         f"{name} | {budget:.0e} | {train_s:.0f} | {s['draws_per_s']:.3g} | {s['calibration']:.2f}% | "
         f"{s['resim']:.4f} | {s['c2st']:.3f} / {s['c2st_median']:.3f} | {s['n_test']}x{s['n_draws']}"

@@ -13,9 +13,10 @@ from zoo_cli.main import main
 @pytest.mark.parametrize("name", zoo.estimators.names())
 def test_shipped_estimator_infers_and_diagnoses(name, tmp_path):
     entry = zoo.estimators.get(name)
+    source = ["-s", entry.simulator] if entry.default else ["--estimator", name]  # the default, or by name
     r = CliRunner().invoke(
-        main, ["infer", "-s", entry.simulator, "--test-index", "0", "-n", "200", "--n-resim", "5", "--out",
-               str(tmp_path / "i"), "--no-plots", "-q"],
+        main, ["infer", *source, "--test-index", "0", "-n", "200", "--n-resim", "5", "--out", str(tmp_path / "i"),
+               "--no-plots", "-q"],
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     res = read_posterior(tmp_path / "i" / "posterior.nc")

@@ -21,7 +21,7 @@ ALLOWED_ZERO = {
     "warmup", "skip_nonfinite", "val_every", "patience", "checkpoint_every", "dim_z", "dim_total", "val_size",
     "weight_y", "weight_z", "weight_x", "weight_rec", "weight_pad", "weight_resim", "noise_y", "noise_z",
     "noise_pad", "x_weight_sigma", "weight_decay", "gamma", "kappa", "tau", "lr_decay", "renoise_until", "outside",
-    "end", "end_from", "fiber_weight", "eta", "lr", "time_power", "ml_weight",
+    "end", "end_from", "fiber_weight", "eta", "lr", "time_power", "ml_weight", "pull_weight",
 }  # fmt: skip
 BAD = ["abc", "", 2.5, -1, 0, -1e-320, math.nan, math.inf, -math.inf, True, [1, "x"], {"a": 1}, 10**400]
 

@@ -131,14 +131,21 @@ def fit_cinn(
         stream.transform = with_pairs
 
     holder = [model]  # the network being trained (restarts replace it)
+    pulling = teacher if teacher is not None and o.pull_weight > 0 else None
+
+    def _distillation(student: ConditionalINN, *batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        return distillation_loss(student, *batch, teacher=pulling, pull_time=o.pull_time)
+
+    def _mix(parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        return parts["distill"] + o.pull_weight * parts["pull"] if "pull" in parts else parts["distill"]
 
     def loss_fn(batch: tuple[torch.Tensor, ...], step: int) -> dict[str, torch.Tensor]:
         theta, x, *distill = batch
         nll = -holder[0].log_prob(theta, x).mean() / holder[0].dim
         if not distill:
             return {"loss": nll}
-        mse = distillation_loss(holder[0], *distill)
-        return {"loss": mse + o.ml_weight * nll, "distill": mse, "nll": nll}
+        parts = _distillation(holder[0], *distill)
+        return {"loss": _mix(parts) + o.ml_weight * nll, **parts, "nll": nll}
 
     def val_loss() -> float:
         # By default the median, not the mean, of the held-out negative log-likelihood: for near-degenerate
@@ -148,7 +155,7 @@ def fit_cinn(
         stat = _STATISTICS[o.val_statistic]
         if teacher is not None:  # the training loss's mix, held out
             nll = float(stat(-holder[0].log_prob(theta_val, x_val)) / holder[0].dim)
-            return float(distillation_loss(holder[0], *val_pairs)) + o.ml_weight * nll
+            return float(_mix(_distillation(holder[0], *val_pairs))) + o.ml_weight * nll
         if not set_valued:
             return float(stat(-holder[0].log_prob(theta_val, x_val)) / holder[0].dim)
         nll = [float(stat(-holder[0].log_prob(theta_val, x_val[:, :k]))) for k in val_ks]

@@ -53,7 +53,11 @@ class CINNOptions:
             (:mod:`inference.posterior.cinn.distill`): the cINN then learns the teacher's noise-to-draw map, plus
             ``ml_weight`` times its own maximum-likelihood loss. ``None``: maximum likelihood alone.
         teacher_draws: teacher draws (noise vectors) per training simulation, computed once before training.
-        teacher_steps: RK4 steps of the teacher's ODE solve.
+        teacher_steps: Euler steps of the teacher's ODE solve.
+        pull_weight: weight of the teacher's pull on the student's draws
+            (:func:`inference.posterior.cinn.distill.teacher_pull`; with a teacher; 0: none).
+        pull_time: ``1 - t`` at which the teacher's field denoises the student's draws for the pull (its noise scale
+            in standardized units).
         ml_weight: weight of the maximum-likelihood loss next to the distillation loss (with a teacher; 0:
             distillation alone).
         train: the training settings (:class:`zoo.training.TrainConfig`; defaults :data:`TRAIN`). ``restarts``
@@ -79,8 +83,10 @@ class CINNOptions:
     online: bool = False
     teacher: str | None = None
     teacher_draws: int = 10
-    teacher_steps: int = 16
+    teacher_steps: int = 32
     ml_weight: float = 0.1
+    pull_weight: float = 1.0
+    pull_time: float = 0.02
     train: TrainConfig = field(default=TRAIN)
 
     def __post_init__(self) -> None:
@@ -109,9 +115,13 @@ class CINNOptions:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
         if self.teacher is not None and (not isinstance(self.teacher, str) or not self.teacher):
             raise ValueError(f"teacher must be an FMPE estimator directory or shipped name, got {self.teacher!r}")
-        w = self.ml_weight
-        if isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w < 1e6:
-            raise ValueError(f"ml_weight must be a number in [0, 1e6), got {w!r}")
+        for name in ("ml_weight", "pull_weight"):
+            w = getattr(self, name)
+            if isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w < 1e6:
+                raise ValueError(f"{name} must be a number in [0, 1e6), got {w!r}")
+        t = self.pull_time
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t < 1:
+            raise ValueError(f"pull_time must be a number in (0, 1), got {t!r}")
         for name in ("actnorm", "online"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")

@@ -12,6 +12,7 @@ import torch
 
 import inference
 import simulators
+import zoo.estimators as zoo_estimators
 from inference.networks.conditional_flow import build_flow
 from inference.posterior.cinn import CINNOptions, ConditionalINN
 
@@ -302,7 +303,7 @@ def test_unknown_coupling_and_tiny_budget():
 # -- the shipped estimators (zoo/estimators/) --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["arm-cinn", "gaussian-mixture-cinn", "tissue-cinn"])
+@pytest.mark.parametrize("name", zoo_estimators.names())
 def test_shipped_estimators_load_by_name(name):
     import zoo.estimators
 
@@ -311,7 +312,16 @@ def test_shipped_estimators_load_by_name(name):
     assert est.simulator.name == entry.simulator and est.budget == entry.budget
     x = est.simulator.simulate(simulators.sample_prior(est.simulator.prior, 3, generator=torch.Generator()))
     assert est.posterior(x).sample(10).shape == (10, 3, len(est.simulator.param_names))
-    assert zoo.estimators.default_for(entry.simulator, est.simulator.options) == entry
+    default = zoo.estimators.default_for(entry.simulator, est.simulator.options)
+    assert default == entry if entry.default else default is not None and default.name != name
+
+
+def test_one_default_per_simulator_and_options():
+    import zoo.estimators
+
+    defaults = [e for e in map(zoo.estimators.get, zoo.estimators.names()) if e.default]
+    keys = [(e.simulator, sorted(e.simulator_options.items(), key=str)) for e in defaults]
+    assert all(keys.count(k) == 1 for k in keys)
 
 
 def test_missing_shipped_files_say_retrain(monkeypatch, tmp_path):

@@ -38,7 +38,7 @@ def test_the_student_learns_the_teachers_map(teacher_dir, student):
     h_t, h_s = teacher.model.summarize(x), student.model.summarize(x)
     z = torch.randn(500, 2, 2, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        u = teacher.model.solve(z, teacher.model.condition_terms(h_t), 0.0, 1.0, "rk4", 16, 0, 0)
+        u = teacher.model.solve(z, teacher.model.condition_terms(h_t), 0.0, 1.0, "euler", 32, 0, 0)
         want = teacher.model.to_theta(u)
         got = student.model.to_theta(student.model.flow.sample_inverse(aligned_noise(student.model, z), h_s))
     assert float((got - want).abs().median()) < 0.015  # posterior sd 0.22; measured 0.0035
@@ -107,7 +107,7 @@ def test_aligning_the_noise_is_what_lets_the_regression_learn(teacher_dir):
             j = torch.randint(0, len(pairs.index), (256,), generator=g)
             xb, zb, ub = x[pairs.index[j]], pairs.z[j], pairs.u[j]
             if aligned:
-                loss = distillation_loss(model, xb, zb, ub)
+                loss = distillation_loss(model, xb, zb, ub)["distill"]
             else:
                 raw, _ = model.flow.inverse(zb, model.summarize(xb))  # the raw latent regressed onto u directly
                 loss = (raw - ub).square().mean()
@@ -116,3 +116,23 @@ def test_aligning_the_noise_is_what_lets_the_regression_learn(teacher_dir):
             opt.step()
         final[aligned] = float(loss)
     assert final[True] < 0.01 < 0.1 < final[False]
+
+
+def test_the_pull_moves_draws_to_the_exact_denoised_estimate(teacher_dir, student):
+    """The pull's gradient step is the teacher's denoiser: on a Gaussian posterior N(m, s^2 I) it matches the exact
+    E[theta_1 | theta_t] of the OT path at t = 1 - pull_time, computed in the teacher's standardized units."""
+    from inference.posterior.cinn.distill import teacher_pull
+
+    teacher, sm = inference.load(teacher_dir), student.model
+    tm, t = teacher.model, 0.8
+    x = torch.tensor([0.3, -0.2]).expand(400, 2)
+    m, s2 = (x / 2 - tm.theta_mean) / tm.theta_std, 0.05 / tm.theta_std**2  # the posterior, teacher's units
+    g = torch.Generator().manual_seed(4)
+    u = t * (m + s2.sqrt() * torch.randn(400, 2, generator=g)) + (1 - t) * torch.randn(400, 2, generator=g)
+    theta = u * tm.theta_std + tm.theta_mean  # draws of the path at t, where the teacher was trained
+    pred = ((theta - sm.theta_mean) / sm.theta_std).requires_grad_()
+    teacher_pull(sm, teacher, x, pred, 1 - t).backward()
+    moved = theta - pred.grad * pred.numel() / 2 * sm.theta_std  # the draw plus the step its gradient takes
+    exact = (m + t * s2 / (t**2 * s2 + (1 - t) ** 2) * (u - t * m)) * tm.theta_std + tm.theta_mean
+    error, step = (moved - exact).norm(dim=-1).median(), (theta - exact).norm(dim=-1).median()
+    assert float(error) < 0.1 * float(step)

@@ -315,12 +315,24 @@ def load(directory: str | os.PathLike, *, trust_code: bool = False, simulator: S
 
     name = os.fspath(directory)
     if shipped.is_shipped(name) and not Path(name).exists():
-        try:
-            files = read_estimator(shipped.get(name).directory)
-            return method_spec(files.method).load_fn(files)
-        except (FileNotFoundError, ValueError) as e:
-            raise type(e)(
-                f"shipped estimator {name!r} is unusable: {e}; reinstall zoo or train afresh with --retrain"
-            ) from e
+        return load_shipped(name)
     files = read_estimator(directory, trust_code=trust_code, simulator=simulator)
     return method_spec(files.method).load_fn(files)
+
+
+def load_shipped(name: str) -> Estimator:
+    """The shipped estimator ``name`` from the package, whatever the working directory holds (a folder of the same
+    name there is what :func:`load` would read instead).
+
+    Raises:
+        FileNotFoundError / ValueError: its files are missing or corrupt (the message says to retrain it).
+    """
+    from zoo import estimators as shipped
+
+    try:
+        files = read_estimator(shipped.get(name).directory)
+        return method_spec(files.method).load_fn(files)
+    except (FileNotFoundError, ValueError) as e:
+        raise type(e)(
+            f"shipped estimator {name!r} is unusable: {e}; reinstall zoo or train afresh with --retrain"
+        ) from e

@@ -15,7 +15,16 @@ from typing import Any
 import torch
 
 import simulators
-from inference.methods import Estimator, check_table, fit, load, make_options, method_spec, read_estimator
+from inference.methods import (
+    Estimator,
+    check_table,
+    fit,
+    load,
+    load_shipped,
+    make_options,
+    method_spec,
+    read_estimator,
+)
 from simulators import Simulator, specs
 
 
@@ -135,7 +144,8 @@ def estimator_for(
     if method is None and budget is None and not options and simulations is None:
         entry = shipped.default_for(sim.name, getattr(sim, "options", {}))
     if entry is not None and not retrain:
-        return EstimatorChoice(sim, "shipped", entry.name, estimator=load(entry.name))
+        # from the package even if the working directory has a folder of that name (the user did not name it)
+        return EstimatorChoice(sim, "shipped", entry.name, estimator=load_shipped(entry.name))
     if entry is not None:  # the shipped recipe: its method, budget and recorded options
         method, budget = entry.method, entry.budget
         options = read_estimator(entry.directory).options

@@ -14,6 +14,7 @@ behind the ``arm-distilled`` recipe (docs/amortized.md); ``zoo train --option te
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def main() -> None:
     parser.add_argument("--pull-time", type=float, default=0.02)
     parser.add_argument("--ml", type=float, default=0.1, help="ml_weight")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--cache", default="/tmp", help="folder for the teacher's draws")
+    parser.add_argument("--cache", default=tempfile.gettempdir(), help="folder for the teacher's draws")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

@@ -9,7 +9,8 @@ the same test set, in one run, by :mod:`inference.evaluation.diagnostics`:
   n draws;
 - mean re-simulation error ||arm(theta_hat) - x_o|| over all those draws (thesis table 4.1: INN 0.0139);
 - C2ST (cross-validated classifier accuracy; 0.5 = indistinguishable) of 1000 draws against 1000 draws of the arm's
-  exact reference posterior, on 8 fixed observations, mean and median.
+  exact reference posterior, on 8 fixed observations, mean and median (the classifier stops early on a validation
+  split unless ``--sbibm-classifier``, which trains it as sbibm does).
 
 sbi is not a dependency of zoo: install it into a separate environment and run the script from there, e.g.::
 
@@ -65,8 +66,10 @@ def score(
     n_test: int,
     reference: list[torch.Tensor],
     repeats: int = 1,
+    early_stopping: bool = True,
 ) -> dict[str, float]:
-    """Draws/s, calibration error, mean re-simulation error and C2ST of one method's batched sampler."""
+    """Draws/s, calibration error, mean re-simulation error and C2ST of one method's batched sampler
+    (``early_stopping=False``: sbibm's classifier exactly)."""
     theta, x = test[0][:n_test], test[1][:n_test]
     seconds = float("inf")
     for _ in range(repeats):  # draws/s: the best of `repeats` timed calls (the first one pays for warm-up)
@@ -78,7 +81,7 @@ def score(
     c2sts = []
     for i, ref in enumerate(reference):
         q = sample(test[1][i : i + 1], len(ref))[:, 0]
-        c2sts.append(diagnostics.c2st(q.numpy(), ref.numpy()))
+        c2sts.append(diagnostics.c2st(q.numpy(), ref.numpy(), early_stopping=early_stopping))
     return {
         "draws_per_s": n_draws * n_test / seconds,
         "calibration": 100 * calib,
@@ -153,6 +156,7 @@ def main() -> None:
         default=None,
         help="train one cINN per training seed on the same simulations (default: --seed alone)",
     )
+    parser.add_argument("--sbibm-classifier", action="store_true", help="C2ST without early stopping, as sbibm")
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--cinn-steps", type=int, default=None, help="override the cINN's optimizer steps")
     args = parser.parse_args()
@@ -207,17 +211,27 @@ def _saved(source: str, args) -> tuple:
     arm, test, reference = _test_set(args)
     est = inference.load(source)
     slow = est.method == "fmpe"
-    s = score(
-        lambda xs, n: est.posterior(xs).sample(n, generator=torch.Generator().manual_seed(1)),
+
+    def sample(xs: torch.Tensor, n: int) -> torch.Tensor:
+        return est.posterior(xs).sample(n, generator=torch.Generator().manual_seed(1))
+
+    s = _score_as_args(sample, arm, test, reference, slow, args)
+    label = f"zoo {'FMPE' if slow else 'cINN'} (saved estimator {Path(str(source)).name})"
+    return label, est.budget, float(est.info.get("seconds", float("nan"))), s
+
+
+def _score_as_args(sample: SampleFn, arm, test: tuple, reference: list, slow: bool, args) -> dict[str, float]:
+    """:func:`score` with the command line's sizes (the slow ones for ODE samplers), repeats and classifier."""
+    return score(
+        sample,
         arm,
         test,
         n_draws=args.slow_draws if slow else args.n_draws,
         n_test=min(args.slow_test if slow else args.n_test, args.n_test),
         reference=reference,
         repeats=1 if slow else args.speed_repeats,
+        early_stopping=not args.sbibm_classifier,
     )
-    label = f"zoo {'FMPE' if slow else 'cINN'} (saved estimator {Path(str(source)).name})"
-    return label, est.budget, float(est.info.get("seconds", float("nan"))), s
 
 
 def _test_set(args) -> tuple:
@@ -248,16 +262,7 @@ def _task(method: str, budget: int, seed: int, args) -> tuple:
     else:
         sample = train_sbi(method, arm, theta, x, seed, args.progress)
     train_s = time.perf_counter() - t0
-    slow = method in ("fmpe", "zoo-fmpe")
-    s = score(
-        sample,
-        arm,
-        test,
-        n_draws=args.slow_draws if slow else args.n_draws,
-        n_test=min(args.slow_test if slow else args.n_test, args.n_test),
-        reference=reference,
-        repeats=1 if slow else args.speed_repeats,
-    )
+    s = _score_as_args(sample, arm, test, reference, method in ("fmpe", "zoo-fmpe"), args)
     label = f"{method} (seed {seed})" if method == "cinn" and args.cinn_seeds else method
     return label, budget, train_s, s
 

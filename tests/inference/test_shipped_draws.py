@@ -1,9 +1,10 @@
 """The shipped estimators give the same draws for the same generator as the release that recorded the fixture.
 
 ``tests/fixtures/shipped_draws.npz`` was written before the package was reorganized (issue 14: one house): for each
-shipped estimator, three observations and 64 draws from ``posterior(x).sample(64, generator=seed 11)``. Moving code
-between modules must not change a single draw; the tolerance is float32 round-off (the same ops in the same order
-give bitwise-equal results on one machine; 1e-5 relative leaves room for another CPU's kernels).
+shipped estimator, three observations and 64 draws from ``posterior(x).sample(64, generator=seed 11)``; estimators
+shipped later are recorded when they ship (``arm-distilled`` and ``arm-fmpe``, on ``arm-cinn``'s observations).
+Moving code between modules must not change a single draw; the tolerance is float32 round-off (the same ops in the
+same order give bitwise-equal results on one machine; 1e-5 relative leaves room for another CPU's kernels).
 """
 
 from pathlib import Path

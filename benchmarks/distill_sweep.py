@@ -59,6 +59,7 @@ def main() -> None:
     else:
         t0 = time.perf_counter()
         pairs = teacher_pairs(teacher, student, x, args.draws, args.ode_steps, torch.Generator().manual_seed(5), True)
+        cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save(pairs, cache)
         print(f"teacher draws: {time.perf_counter() - t0:.0f} s", flush=True)
     n_val = 5000
@@ -69,10 +70,9 @@ def main() -> None:
         xs = x[pairs.index[rows]]
         return distillation_loss(student, xs, pairs.z[rows], pairs.u[rows], teacher=pulling, pull_time=args.pull_time)
 
-    def batches(step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.randint(0, len(pairs.index) - n_val, (512,), generator=g), torch.randint(
-            0, len(x), (512,), generator=g
-        )
+    def batches(step: int) -> tuple[torch.Tensor, torch.Tensor]:  # rows of the pairs, rows of the simulations
+        rows = torch.randint(0, len(pairs.index) - n_val, (512,), generator=g)
+        return rows, torch.randint(0, len(x), (512,), generator=g)
 
     def loss_fn(batch: tuple[torch.Tensor, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         rows, j = batch

@@ -188,7 +188,7 @@ def main() -> None:
             print(_row(*rows[-1]), flush=True)
 
     saved = []  # saved estimators: scored after the training rows (so a run can start while one still trains)
-    for source in args.estimator if "cinn" in args.methods else []:
+    for source in args.estimator:
         saved.append(_saved(source, args))
         print(_row(*saved[-1]), flush=True)
     rows = saved + rows
@@ -207,7 +207,6 @@ def main() -> None:
 
 def _saved(source: str, args) -> tuple:
     """Score a saved estimator (FMPE ones on the slow sizes): its row, trained on its own simulations."""
-    torch.set_num_threads(args.threads)
     arm, test, reference = _test_set(args)
     est = inference.load(source)
     slow = est.method == "fmpe"

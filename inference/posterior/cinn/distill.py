@@ -4,16 +4,16 @@ A trained FMPE estimator (the *teacher*, :mod:`inference.posterior.fmpe`) define
 posterior draws, its ODE solve ``z -> theta_T(z; x)``. The cINN (the *student*) is an invertible map of the same
 noise, ``theta_S = f^{-1}(z; phi(x))``, so it can learn the teacher's map directly: for the training simulations'
 observations x and fresh noise z, the student regresses the teacher's draws (mean squared error in the student's
-standardized parameters), next to a small weight of its own maximum-likelihood loss on the simulations, which keeps
-its mass on the posterior's support where the regression leaves it loose. The student then samples at coupling-flow
+standardized parameters), next to the teacher's pull on its draws (:func:`teacher_pull`) and a small weight of its
+own maximum-likelihood loss on the simulations, which keep its mass on the posterior's support where the regression
+leaves it loose. The student then samples at coupling-flow
 speed (one inverse pass), with the teacher's accuracy as far as it matches the map.
 
 The teacher's draws are computed once, before training: ``teacher_draws`` noise vectors per training simulation,
 solved with ``teacher_steps`` Euler steps, and the held-out simulations get one each for validation. Euler, not
 RK4: on the arm's near-degenerate posterior the field is stiff at t = 1, which RK4 evaluates and Euler never does;
-the teacher's draws are then sharper for fewer field evaluations (mean re-simulation error 0.0029 with 32 Euler
-steps, 0.0075 with 16 RK4 steps = 64 evaluations: docs/amortized.md, the solver table), and the student can be no
-sharper than its targets.
+the teacher's draws are then sharper for half the field evaluations (mean re-simulation error 0.0029 with 32 Euler
+steps, 0.0075 with 16 RK4 steps = 64 evaluations: docs/amortized.md, the solver table).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from inference.networks.coupling import Permutation
+from inference.posterior.cinn.options import CINNOptions
 from simulators import Simulator
 
 _CHUNK = 50_000  # teacher draws per ODE solve
@@ -104,7 +105,13 @@ def aligned_noise(student, z: torch.Tensor) -> torch.Tensor:
 
 
 def distillation_loss(
-    student, x: torch.Tensor, z: torch.Tensor, u: torch.Tensor, *, teacher=None, pull_time: float = 0.02
+    student,
+    x: torch.Tensor,
+    z: torch.Tensor,
+    u: torch.Tensor,
+    *,
+    teacher=None,
+    pull_time: float = CINNOptions.pull_time,
 ) -> dict[str, torch.Tensor]:
     """The student's distillation losses for observations ``x``, noise ``z`` and the teacher's draws ``u``.
 

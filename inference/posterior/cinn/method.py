@@ -137,7 +137,7 @@ def fit_cinn(
         return distillation_loss(student, *batch, teacher=pulling, pull_time=o.pull_time)
 
     def _mix(parts: dict[str, torch.Tensor]) -> torch.Tensor:
-        return parts["distill"] + o.pull_weight * parts["pull"] if "pull" in parts else parts["distill"]
+        return parts["distill"] + o.pull_weight * parts.get("pull", 0.0)
 
     def loss_fn(batch: tuple[torch.Tensor, ...], step: int) -> dict[str, torch.Tensor]:
         theta, x, *distill = batch

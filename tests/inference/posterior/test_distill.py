@@ -48,8 +48,8 @@ def test_the_student_learns_the_teachers_map(teacher_dir, student):
 def test_the_student_draws_the_exact_posterior(student):
     x_o = torch.tensor([[0.3, -0.2], [-0.5, 0.1]])
     draws = student.posterior(x_o).sample(4000, generator=torch.Generator().manual_seed(3))
-    torch.testing.assert_close(draws.mean(0), x_o / 2, atol=0.03, rtol=0)  # measured 0.014
-    torch.testing.assert_close(draws.std(0), torch.full((2, 2), math.sqrt(0.05)), atol=0, rtol=0.06)  # 1.5%
+    torch.testing.assert_close(draws.mean(0), x_o / 2, atol=0.03, rtol=0)  # measured 0.0057
+    torch.testing.assert_close(draws.std(0), torch.full((2, 2), math.sqrt(0.05)), atol=0, rtol=0.06)  # measured 2.7%
 
 
 def test_the_student_saves_and_loads_without_its_teacher(student, tmp_path):
@@ -135,4 +135,4 @@ def test_the_pull_moves_draws_to_the_exact_denoised_estimate(teacher_dir, studen
     moved = theta - pred.grad * pred.numel() / 2 * sm.theta_std  # the draw plus the step its gradient takes
     exact = (m + t * s2 / (t**2 * s2 + (1 - t) ** 2) * (u - t * m)) * tm.theta_std + tm.theta_mean
     error, step = (moved - exact).norm(dim=-1).median(), (theta - exact).norm(dim=-1).median()
-    assert float(error) < 0.1 * float(step)
+    assert float(error) < 0.1 * float(step)  # measured 0.061: the teacher's field is a 1500-step fit, not exact

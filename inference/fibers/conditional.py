@@ -72,6 +72,8 @@ class FiberModelOptions:
         fiber_weight: lambda, the weight of the fiber loss (0: maximum likelihood only).
         blocks, hidden, layers: conditional INN size (affine coupling blocks, subnetwork width and depth).
         fiber_batch: samples per step for the fiber-loss term.
+        max_collapse: the largest likelihood gap (nats per latent dimension) a trained model may show before
+            :func:`conditional_fibers` refuses it (``math.inf`` never refuses): see :func:`likelihood_gap`.
         train: the training settings (:class:`zoo.training.TrainConfig`; defaults :data:`TRAIN`; the generic
             loop with a cosine schedule).
     """
@@ -82,6 +84,7 @@ class FiberModelOptions:
     hidden: int = 128
     layers: int = 2
     fiber_batch: int = 64
+    max_collapse: float = 1.0
     train: TrainConfig = field(default=TRAIN)
 
     def __post_init__(self) -> None:
@@ -92,6 +95,9 @@ class FiberModelOptions:
         w = self.fiber_weight
         if isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w < math.inf:
             raise ValueError(f"fiber_weight must be a finite number >= 0, got {w!r}")
+        c = self.max_collapse
+        if isinstance(c, bool) or not isinstance(c, int | float) or math.isnan(c) or c <= 0:
+            raise ValueError(f"max_collapse must be a number > 0 (inf: never refuse), got {c!r}")
         if self.train.restarts != 1:
             raise ValueError(
                 f"the conditional fiber model trains one network; restarts must be 1, got {self.train.restarts}"
@@ -213,6 +219,31 @@ def fit_fiber_model(
     return model, history
 
 
+@torch.no_grad()
+def likelihood_gap(
+    model: ConditionalFiberModel,
+    subject: Subject,
+    data: Callable[[int, torch.Generator], torch.Tensor],
+    *,
+    n: int = 256,
+    generator: torch.Generator | None = None,
+) -> float:
+    """How much more likely the model finds its own samples than real data, in nats per latent dimension.
+
+    For fresh pairs (x, h = phi(x)): mean of -log p(E(x) | h) minus mean of -log p(E(x~) | h), x~ ~ p(. | h). For a
+    model that matches p(x | h) both are the conditional entropy and the gap is ~0 (sampling noise); a model that
+    has collapsed onto a few points per condition finds its samples far likelier than the data. Measured on the
+    color-MNIST benchmark (500 steps): lambda = 0 -0.10 (background spread as the exact fiber's); lambda = 0.01 /
+    0.1 / 1: 3.7 / 4.3 / 4.6 (spread 0.009 / 0.002 / 0.001 against the exact fiber's 0.15).
+    """
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    x = data(n, g)
+    h = torch.cat([subject(x[i : i + 512]) for i in range(0, n, 512)])
+    own = model.sample(1, h, generator=g)[0]
+    dim = model.options.latent_dim
+    return float((model.log_prob(own, h).mean() - model.log_prob(x, h).mean()) / dim)
+
+
 def conditional_fibers(
     subject: Subject,
     x: torch.Tensor,
@@ -242,9 +273,16 @@ def conditional_fibers(
         raise ValueError("the conditional fiber model trains on data: pass data= (zoo fiber --reference color-mnist)")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     model, history = fit_fiber_model(subject, data, options=options, generator=generator, progress=progress)
+    gap = likelihood_gap(model, subject, data, generator=generator)
+    if gap > options.max_collapse:
+        raise ValueError(
+            f"the conditional fiber model collapsed: its own samples are {gap:.2f} nats/dim likelier than real data "
+            f"(max_collapse {options.max_collapse:g}), so its samples of one target are near copies, not a fiber; "
+            "lower fiber_weight (0 keeps it diverse) or use --method ndtm"
+        )
     with torch.no_grad():
         samples = model.sample(n, subject(x), generator=generator)
-    info = {"final_train_terms": history.train[-1] if history.train else None}
+    info = {"final_train_terms": history.train[-1] if history.train else None, "likelihood_gap": gap}
     return FiberDraws(samples, subject_fiber_loss(subject, samples, x), info=info)
 
 

@@ -60,21 +60,31 @@ def fiber_grid(fibers: Any, *, max_samples: int = 8, max_targets: int = 4) -> Fi
     return fig
 
 
-def fidelity_consistency(rows: Sequence[dict[str, Any]], *, title: str = "fidelity vs consistency") -> Figure:
+def fidelity_consistency(
+    rows: Sequence[dict[str, Any]],
+    *,
+    title: str = "fidelity vs consistency",
+    fidelity: str = "fiber_loss",
+    xlabel: str = "fiber loss (fidelity)",
+    baseline: float | None = None,
+) -> Figure:
     """The trade-off plot of Rousselot et al. (2026, fig. 4): fiber loss (fidelity) against color KL (consistency).
 
     Arguments:
-        rows: dicts with ``method``, ``strength`` (gamma or lambda), ``fiber_loss`` and ``kl``; one line per method,
-            marker size growing with the strength. Optional ``kl_floor``: drawn as a dotted horizontal line (the
-            KL of exact fiber samples of the same size).
+        rows: dicts with ``method``, ``strength`` (gamma or lambda), the ``fidelity`` key and ``kl``; one line per
+            method, marker size growing with the strength. Optional ``kl_floor``: drawn as a dotted horizontal line
+            (the KL of exact fiber samples of the same size).
         title: the figure title.
+        fidelity: the row key on the x axis (e.g. ``"decolorize"``: the loss under the exact map).
+        xlabel: its axis label.
+        baseline: the nearest neighbour's value on that axis, drawn as a dashed vertical line.
     """
     fig = Figure(figsize=(5.2, 3.8))
     ax = fig.subplots()
     methods = list(dict.fromkeys(r["method"] for r in rows))
     for m in methods:
         pts = sorted((r for r in rows if r["method"] == m), key=lambda r: r["strength"])
-        fl = [r["fiber_loss"] for r in pts]
+        fl = [r[fidelity] for r in pts]
         kl = [r["kl"] for r in pts]
         (line,) = ax.plot(fl, kl, "-", label=m)
         s = np.linspace(20, 120, len(pts))
@@ -84,8 +94,10 @@ def fidelity_consistency(rows: Sequence[dict[str, Any]], *, title: str = "fideli
     floors = [r["kl_floor"] for r in rows if "kl_floor" in r]
     if floors:
         ax.axhline(float(np.mean(floors)), color="0.5", ls=":", label="exact fiber samples (KL floor)")
+    if baseline is not None:
+        ax.axvline(baseline, color="0.3", ls="--", lw=0.8, label="nearest neighbour")
     ax.set_xscale("log")
-    ax.set_xlabel("fiber loss (fidelity)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("color KL to p(c0) (consistency)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)

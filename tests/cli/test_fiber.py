@@ -196,3 +196,14 @@ def test_fiber_of_a_factory_subject_with_safetensors_weights(tmp_path, prior_dir
            "without trust_code")  # fmt: skip
     _fails(["--subject", "color-mnist-ae", "--weights", str(weights), "--prior", prior_dir(), "--input", "0"],
            tmp_path, "only used with")  # fmt: skip
+
+
+def test_a_collapsed_conditional_model_is_refused_in_one_line(tmp_path):
+    """A heavy fiber-loss weight collapses the conditional model onto near copies (likelihood gap ~3 nats/dim at
+    these settings); the CLI refuses to write its samples."""
+    out = tmp_path / "c"
+    args = ["fiber", "--subject", "color-mnist-ae", "--method", "conditional", "--input", "0", "-n", "2"]
+    r = CliRunner().invoke(main, [*args, "--option", "fiber_weight=1", "--option", "train.steps=60", "--out", str(out)])
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 2 and "collapsed" in lines[-1] and "fiber_weight" in lines[-1], r.output
+    assert not out.exists()

@@ -5,9 +5,15 @@ settings, and returns ``(module to save, extra zoo.json metadata, history)``. Al
 :func:`zoo.training.train`.
 
 Objectives:
-    DDPM prior (Ho et al. 2020): E_{x0, t, eps} || eps_theta(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, t) - eps ||^2,
-        x0 the colored image mapped to [-1, 1]; sampling uses an exponential moving average (EMA) of the weights.
-    color-MNIST autoencoder: || dec(enc(decolorize(x))) - decolorize(x) ||^2 over random recolorings x.
+    DDPM prior (Ho et al. 2020): E_{x0, t, eps} || eps_theta(x_t, t) - eps ||^2, x_t = sqrt(abar_t) x0 +
+        sqrt(1 - abar_t) eps, x0 the colored image mapped to [-1, 1]; with the scheduler's prediction_type
+        "v_prediction" (Salimans & Ho 2022) the target is v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0 instead, whose
+        x0 estimate does not amplify the network's error by 1 / sqrt(abar_t) at high noise; sampling uses an
+        exponential moving average (EMA) of the weights.
+    color-MNIST autoencoder: || dec(enc(g)) - g ||^2 for g = decolorize(x) of random recolorings x; with the
+        recipe option ``channel_contrast`` c > 0, each channel of g is first multiplied by an independent factor
+        s u, s = +-1, u ~ U(0, c), for half of the batch (the other half stays tied), so that the encoder must tell
+        the channels apart: its fiber shrinks to the recolorings.
     digits classifier: cross-entropy of colored digits (tied and independent colors, shifted by up to 1 pixel).
 """
 
@@ -56,6 +62,9 @@ def train_ddpm(recipe, sim, net, tc, ckpt, resume, progress, device):
     scheduler = DDPMScheduler.from_config(recipe.scheduler)
     abar = scheduler.alphas_cumprod.to(device)
     T = scheduler.config.num_train_timesteps
+    v_target = scheduler.config.prediction_type == "v_prediction"
+    if scheduler.config.prediction_type not in ("epsilon", "v_prediction"):
+        raise ValueError(f"DDPM recipes train 'epsilon' or 'v_prediction', got {scheduler.config.prediction_type!r}")
     model = EMA(net, recipe.ema)
 
     def batches(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -70,7 +79,8 @@ def train_ddpm(recipe, sim, net, tc, ckpt, resume, progress, device):
         x0, t, eps = batch
         a = abar[t].view(-1, 1, 1, 1)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
-        return {"loss": F.mse_loss(net(x_t, t).sample, eps)}
+        target = a.sqrt() * eps - (1 - a).sqrt() * x0 if v_target else eps
+        return {"loss": F.mse_loss(net(x_t, t).sample, target)}
 
     history = train(
         model,
@@ -93,14 +103,26 @@ def train_ddpm(recipe, sim, net, tc, ckpt, resume, progress, device):
     return model.ema, extra, history
 
 
+def channel_contrasts(n: int, channels: int, c: float, g: torch.Generator) -> torch.Tensor:
+    """Per-channel factors (n, channels, 1, 1): 1 for the first half, s u (s = +-1, u ~ U(0, c)) for the rest."""
+    u = torch.rand(n, channels, generator=g) * c
+    s = torch.randint(0, 2, (n, channels), generator=g) * 2 - 1
+    factors = torch.where(torch.arange(n)[:, None] < n // 2, torch.ones(n, channels), s * u)
+    return factors[..., None, None]
+
+
 def train_autoencoder(recipe, sim, net, tc, ckpt, resume, progress, device):
     train_idx, test_idx = split_digits(len(sim.digits))
+    contrast = float(recipe.options.get("channel_contrast", 0.0))
 
     def batches(step: int) -> torch.Tensor:
         g = data_generator(recipe.seed, step)
         idx = train_idx[torch.randint(len(train_idx), (recipe.batch_size,), generator=g)]
         x, _ = colored_digits(sim, idx, g, mixed=False)
-        return decolorize(x).to(device)
+        grey = decolorize(x)
+        if contrast > 0:
+            grey = grey * channel_contrasts(len(grey), grey.shape[1], contrast, g)
+        return grey.to(device)
 
     def loss_fn(grey: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         return {"loss": F.mse_loss(net.decode(net.encode_grey(grey)), grey)}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
+import pytest
 import torch
 
 from inference.fibers import make_fiber_options
-from inference.fibers.conditional import PCAAutoencoder, fit_fiber_model
+from inference.fibers.conditional import PCAAutoencoder, conditional_fibers, fit_fiber_model, likelihood_gap
 from zoo import Subject
 
 
@@ -69,3 +73,24 @@ def test_training_repeats_exactly_at_a_fixed_thread_count():
             h = phi(_data(5, torch.Generator().manual_seed(1)))
             runs.append(model.sample(4, h, generator=torch.Generator().manual_seed(2)))
     torch.testing.assert_close(runs[0], runs[1], rtol=0, atol=0)
+
+
+def test_the_likelihood_gap_sees_a_collapsed_model_and_the_method_refuses_it():
+    """A model fitted by maximum likelihood finds real data about as likely as its own samples (gap ~0); one driven
+    by a heavy fiber-loss weight collapses onto near copies (large gap), and ``conditional_fibers`` refuses it."""
+    phi = _subject()
+    gaps = {}
+    for lam in (0.0, 100.0):
+        kw = {"latent_dim": 16, "fiber_weight": lam, "blocks": 2, "hidden": 32, "steps": 150, "batch_size": 64}
+        o = make_fiber_options("conditional", kw)
+        model, _ = fit_fiber_model(phi, _data, options=o, generator=torch.Generator().manual_seed(0), fit_size=512)
+        gaps[lam] = likelihood_gap(model, phi, _data, generator=torch.Generator().manual_seed(1))
+    assert abs(gaps[0.0]) < 0.3 and gaps[100.0] > 1.0, gaps
+    x = _data(3, torch.Generator().manual_seed(2))
+    o = make_fiber_options("conditional", kw)
+    with pytest.raises(ValueError, match="collapsed.*fiber_weight"):
+        conditional_fibers(phi, x, 4, options=o, data=_data, generator=torch.Generator().manual_seed(0))
+    kept = conditional_fibers(
+        phi, x, 4, options=replace(o, max_collapse=math.inf), data=_data, generator=torch.Generator().manual_seed(0)
+    )
+    assert kept.info["likelihood_gap"] > 1.0

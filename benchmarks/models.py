@@ -1,12 +1,14 @@
 """Benchmark of the shipped zoo models (issue 7 calls it ``benchmarks/zoo.py``; that name would shadow the ``zoo``
 package for every script run from this folder): sizes, training times, sampling speed and sample quality (CPU).
 
-Prints three tables:
+Prints four tables:
 1. every shipped model: role, parameters, size on disk, training time and command (from its zoo.json);
 2. priors: images per second (DDIM, eta = 0) and the quality of their samples against the simulator — the
    digits-classifier recognition rate, class-frequency deviation, background-color KL / W2 against p(c0) and
    the color-tie error — each beside the same statistic for fresh simulator samples (the estimator's floor);
-3. subjects: autoencoder reconstruction error and classifier accuracy on the held-out digits.
+3. subjects: autoencoder reconstruction error and classifier accuracy on the held-out digits;
+4. the autoencoder against the exact fiber: per-channel changes under it and under ``decolorize``
+   (``inference.evaluation.color_mnist.channel_sensitivity``).
 
 The paper (Rousselot et al. 2026, app. B.1) reports the color KL / W2 of *fiber* samples only as figures
 (Fig. 4, 14), not of the unconditional priors, so there is no paper number to put beside these.
@@ -79,6 +81,15 @@ def main() -> None:
     print(f"| color-mnist-ae | max abs error / PSNR | {ae['max_abs']:.3f} / {ae['psnr_db']:.1f} dB |")
     print(f"| digits-classifier | accuracy, tied colors ({cl['held_out']} digits) | {cl['accuracy_tied']:.3f} |")
     print(f"| digits-classifier | accuracy, independent colors half the time | {cl['accuracy_mixed']:.3f} |")
+
+    sens = quality.channel_sensitivity(zoo.load("color-mnist-ae", role="subject"))
+    print(
+        "\n## color-mnist-ae against the exact fiber: one channel changed (medians over the held-out digits)\n\n"
+        "| change | subject loss | decolorize loss |\n|---|---|---|"
+    )
+    for name, v in sens.items():
+        print(f"| {name} | {v['subject']:.3g} | {v['decolorize']:.3g} |")
+    print(f"\nchannel blindness (largest underrating relative to decolorize): {quality.channel_blindness(sens):.2f}")
 
 
 if __name__ == "__main__":

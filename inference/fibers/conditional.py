@@ -73,7 +73,7 @@ class FiberModelOptions:
         blocks, hidden, layers: conditional INN size (affine coupling blocks, subnetwork width and depth).
         fiber_batch: samples per step for the fiber-loss term.
         max_collapse: the largest likelihood gap (nats per latent dimension) a trained model may show before
-            :func:`conditional_fibers` refuses it (``math.inf`` never refuses): see :func:`likelihood_gap`.
+            :func:`conditional_fibers` refuses it (a huge value, e.g. 1e9, never refuses): see :func:`likelihood_gap`.
         train: the training settings (:class:`zoo.training.TrainConfig`; defaults :data:`TRAIN`; the generic
             loop with a cosine schedule).
     """

@@ -21,12 +21,18 @@ subject that is discontinuous where the data has mass turns the small noise of x
 color-MNIST, ``decolorize`` divides by ((c + 0.5) mod 1) - c, which flips sign at a background channel c = 0.5, the
 mode of a p(c0) component (35 % of channels): ||h_t - phi(x)||^2 stays ~10-70 down to t = 0 for such targets
 (~0-6 for the others), a few samples follow the flipped target into an inverted color channel, and those few
-dominate the mean fiber loss (benchmarks/fiber.py, gamma = 100: mean 15.9, median 1.06, max 243 with
-``renoise_until=0``; mean 1.28, median 1.06, max 3.2 with 0.3). ``renoise_until=0`` restores the paper's form.
+dominate the mean fiber loss (benchmarks/fiber.py with wave 1's subject, prior and the paper's guidance window,
+gamma = 100: mean 15.9, median 1.06, max 243 with ``renoise_until=0``; mean 1.28, max 3.2 with 0.3).
+``renoise_until=0`` restores the paper's form.
 
-Defaults from appendix C (gamma, not given there, is zoo's): kappa_t = 1e-4, tau_t = 0, a learning rate decaying
-linearly from 2e-3 to 0, N = 4 inner steps, gamma_t strongest on t in [400, 700] of 1000; u_t is optimized with Adam
-(as the reference NDTM code), so the learning rate is a per-pixel step size whatever the subject's feature scale.
+Defaults from appendix C: kappa_t = 1e-4, tau_t = 0, a learning rate decaying linearly from 2e-3 to 0, N = 8 inner
+steps (the top of the paper's 4-8). zoo's own (measured in docs/fibers.md): gamma = 100 (not given there); guidance
+strongest on t/T in [0, 0.3], 0.1 elsewhere (the paper: [0.4, 0.7]); and u_t optimized by normalized gradient
+descent (each sample's gradient scaled to unit RMS) instead of Adam. Both departures keep guidance from moving what
+the subject barely depends on: at mid noise the Tweedie estimate is blurry, and a fiber loss that compares contrasts
+pulls the image's global colours (on color-MNIST, the background) to wherever a blurry estimate scores best; Adam
+moves every pixel by ~lr whatever its share of the gradient. With both put back, the background colours of
+color-MNIST fiber samples drift far from p(c0).
 
 Cost: per sample and denoising step, N forward+backward passes of the prior and the subject plus one forward pass
 of the prior, i.e. T (N fwd+bwd + 1 fwd) network passes per fiber sample, plus one prior and subject pass at each
@@ -42,16 +48,19 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from inference.fibers.checks import OPTIMIZER_CLASSES, check_compatible
 from inference.fibers.registry import FiberDraws, register_fiber_method
-from zoo.priors import DiffusionPrior, Prior
+from zoo.priors import DiffusionPrior
 from zoo.subjects import Subject
 
 SCHEDULES = ("constant", "mid", "mid+end")
+OPTIMIZERS = tuple(OPTIMIZER_CLASSES)
 
 
 @dataclass(frozen=True)
 class NDTMOptions:
-    """Settings of NDTM guidance (defaults: Rousselot et al. 2026, appendix C; gamma, which it does not give: zoo's).
+    """Settings of NDTM guidance (defaults: Rousselot et al. 2026, appendix C, except gamma, which it does not give,
+    the guidance window ``mid`` / ``outside`` and the optimizer: zoo's, measured on color-MNIST in docs/fibers.md).
 
     Attributes:
         num_steps: denoising steps T of the sampler (the scheduler's own spacing).
@@ -61,14 +70,19 @@ class NDTMOptions:
         schedule: ``"constant"`` (w = 1), ``"mid"`` (w = 1 on t/T in ``mid``, ``outside`` elsewhere) or
             ``"mid+end"`` (as ``"mid"``, and rising linearly to ``end`` over the last ``end_from`` of the
             trajectory: "increasing gamma_t towards the end ... can help to reduce the fiber loss further").
-        mid: the interval of t/T where guidance is strongest (the paper: t in [700, 400] of 1000).
-        outside: the weight of gamma_t outside ``mid``.
+        mid: the interval of t/T where guidance is strongest (the paper: t in [700, 400] of 1000, i.e. (0.4, 0.7);
+            zoo: (0, 0.3), after the prior has settled the image's global colours — guiding them at mid noise,
+            through a blurry Tweedie estimate, drags them off p(c0)).
+        outside: the weight of gamma_t outside ``mid`` (the paper does not say; zoo: 0.1).
         end: the weight reached at t = 0 with ``"mid+end"``.
         end_from: t/T below which the weight rises to ``end`` with ``"mid+end"``.
         kappa: kappa_t, weight of the control cost ||u_t||^2.
         tau: tau_t, weight of the score-change cost (0 skips its extra network pass).
         lr: learning rate of u_t at the first step; it decays linearly to 0 at the last.
-        optimizer: ``"adam"`` (per-pixel step size lr) or ``"sgd"`` (plain gradient descent).
+        optimizer: ``"normalized"`` (default: gradient descent with each sample's gradient scaled to unit RMS, so
+            pixels move in proportion to their share of the gradient, lr on average), ``"adam"`` (the reference
+            NDTM code: every pixel moves by ~lr whatever its share, which drifts backgrounds the loss barely
+            depends on) or ``"sgd"`` (plain gradient descent: the step scales with the subject's loss).
         renoise_target: the paper's modification: h_t = phi(E[x_0 | x'_t]), x'_t ~ q(x_t | x_0 = x) (needs x).
         renoise_until: t/T below which the static target phi(x) replaces the re-noised h_t (0: re-noised at
             every step, the paper's form; default 0.3: see the module docstring). For a subject that is
@@ -77,17 +91,17 @@ class NDTMOptions:
     """
 
     num_steps: int = 50
-    inner_steps: int = 4
+    inner_steps: int = 8
     gamma: float = 100.0
     schedule: str = "mid"
-    mid: tuple[float, float] = (0.4, 0.7)
-    outside: float = 0.5
+    mid: tuple[float, float] = (0.0, 0.3)
+    outside: float = 0.1
     end: float = 2.0
     end_from: float = 0.1
     kappa: float = 1e-4
     tau: float = 0.0
     lr: float = 2e-3
-    optimizer: str = "adam"
+    optimizer: str = "normalized"
     renoise_target: bool = True
     renoise_until: float = 0.3
     eta: float | None = None
@@ -111,8 +125,8 @@ class NDTMOptions:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
 
     def gamma_t(self, s: float) -> float:
         """gamma_t at the normalized time s = t / T in [0, 1]."""
@@ -147,61 +161,6 @@ class NDTMResult:
     gamma: torch.Tensor
     timesteps: torch.Tensor
     options: NDTMOptions
-
-
-def check_compatible(prior: Prior, subject: Subject, x: torch.Tensor | None = None) -> None:
-    """Refuse, before any sampling, a prior / subject / input combination that cannot work.
-
-    Checks: the prior is a diffusion / flow-matching prior; the input has the prior's sample shape (and the
-    subject's input shape where recorded); prior and subject record the same input range; the subject's output
-    is a floating tensor differentiable in its input with a gradient that is not identically zero.
-
-    Raises:
-        ValueError: with a one-line reason.
-    """
-    if not isinstance(prior, DiffusionPrior):
-        raise ValueError(f"NDTM needs a diffusion or flow-matching prior, got {type(prior).__name__}")
-    shape = tuple(prior.shape)
-    if subject.input_shape is not None and tuple(subject.input_shape) != shape:
-        raise ValueError(f"the subject takes inputs of shape {tuple(subject.input_shape)}, the prior makes {shape}")
-    if x is not None and tuple(x.shape[1:]) != shape:
-        raise ValueError(f"input images must have shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
-    r_p, r_s = input_range(prior), input_range(subject)
-    if r_p is not None and r_s is not None and r_p != r_s:
-        raise ValueError(f"the prior makes data in range {list(r_p)} but the subject expects {list(r_s)}")
-    probe = x[:1] if x is not None else torch.rand(1, *shape, device=prior.device)
-    check_subject(subject, probe)
-
-
-def input_range(model: DiffusionPrior | Subject | None) -> tuple[float, float] | None:
-    """The input range ``(lo, hi)`` a zoo prior or subject records in its metadata (``None``: none recorded)."""
-    r = None if model is None else model.meta.get("input", {}).get("range")
-    return None if r is None else (float(r[0]), float(r[1]))
-
-
-def check_subject(subject: Subject, x: torch.Tensor) -> None:
-    """Refuse inputs of the wrong shape and subjects whose features are not differentiable in the input.
-
-    Arguments:
-        subject: the feature map phi.
-        x: one or more inputs, shape (B, *shape) (the first is probed).
-
-    Raises:
-        ValueError: with a one-line reason.
-    """
-    if subject.input_shape is not None and tuple(x.shape[1:]) != tuple(subject.input_shape):
-        want = ", ".join(map(str, subject.input_shape))
-        raise ValueError(f"input images must have shape (B, {want}) for this subject, got {tuple(x.shape)}")
-    probe = x[:1].detach().clone().requires_grad_(True)
-    try:
-        h = subject(probe)
-    except Exception as e:  # the subject's own failure, reported in one line
-        raise ValueError(f"the subject failed on an input of shape {tuple(probe.shape)}: {e}") from e
-    if not torch.is_tensor(h) or not h.is_floating_point() or not h.requires_grad:
-        raise ValueError("the subject's output is not differentiable in its input; choose a differentiable output")
-    (g,) = torch.autograd.grad(h.float().pow(2).sum(), probe, allow_unused=True)
-    if g is None or not bool(torch.isfinite(g).all()) or not bool((g != 0).any()):
-        raise ValueError("the subject's output has no (finite, non-zero) gradient in its input; it cannot be guided")
 
 
 def _score(prior: DiffusionPrior, x: torch.Tensor, t: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -307,7 +266,7 @@ def ndtm_sample(
                     h_t = h
                 score_t = _score(prior, x_t, t, prior.model_output(x_t, t)) if o.tau > 0 else None
             u.requires_grad_(True)
-            opt = torch.optim.Adam([u], lr=lr_t) if o.optimizer == "adam" else torch.optim.SGD([u], lr=lr_t)
+            opt = OPTIMIZER_CLASSES[o.optimizer]([u], lr=lr_t)
             for _ in range(o.inner_steps):
                 x_hat = x_t + gamma_t * u  # x^_t = x_t + gamma_t u_t                      (eq. 8)
                 out = prior.model_output(x_hat, t)

@@ -18,8 +18,8 @@ import torch
 
 import simulators
 import zoo
+from inference.fibers.checks import check_compatible, check_subject, input_range
 from inference.fibers.metrics import augment, features, nearest_neighbour, subject_fiber_loss
-from inference.fibers.ndtm import check_compatible, check_subject, input_range
 from inference.fibers.refine import RefineOptions, refine_draws
 from inference.fibers.registry import FiberDraws, fiber_method_spec, make_fiber_options
 from inference.options import options_dict

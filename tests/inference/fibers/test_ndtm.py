@@ -6,7 +6,8 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, FlowMatchEulerDiscreteScheduler, UNet2DModel
 
-from inference.fibers.ndtm import NDTMOptions, check_compatible, ndtm_sample
+from inference.fibers.checks import check_compatible
+from inference.fibers.ndtm import NDTMOptions, ndtm_sample
 from zoo import DiffusionPrior, Subject
 
 SCHEDULERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "flow": FlowMatchEulerDiscreteScheduler}
@@ -61,10 +62,12 @@ def test_gamma_zero_is_unguided_sampling(kind):
 @pytest.mark.parametrize("kind", ["ddpm", "flow"])
 def test_stronger_guidance_lowers_the_fiber_loss(kind):
     # Same initial noise and step noise for every gamma (paired); the mean fiber loss over 8 samples must fall
-    # strictly at each of three strengths. On this case the ratios are large (~1.5x, ~4x: see the margin factor).
+    # strictly at each of three strengths. On this case the ratios are large (ddpm 1.6x, 4x; flow 7.5x, 400x: see the
+    # margin factor). A normalized step moves a pixel by lr * gamma on average, so gamma = 100 (0.2 per pixel and
+    # step) overshoots the optimum of this tiny problem (flow: 1.2e-4 at 30 against 4.9e-5 at 10).
     prior, phi, x = _prior(kind), _subject(), _x(8)
     losses = []
-    for gamma in (0.0, 10.0, 100.0):
+    for gamma in (0.0, 3.0, 10.0):
         o = NDTMOptions(num_steps=10, gamma=gamma, schedule="constant")
         losses.append(float(ndtm_sample(prior, phi, x=x, options=o, generator=_g()).fiber_loss.mean()))
     assert losses[0] > 1.2 * losses[1] > 1.2 * 1.2 * losses[2], losses
@@ -109,7 +112,7 @@ def test_renoise_until_switches_to_the_static_target():
 
 
 def test_schedule_emphasizes_the_mid_range():
-    o = NDTMOptions(gamma=2.0, schedule="mid+end", outside=0.5, end=3.0, end_from=0.1)
+    o = NDTMOptions(gamma=2.0, schedule="mid+end", mid=(0.4, 0.7), outside=0.5, end=3.0, end_from=0.1)
     assert o.gamma_t(0.55) == 2.0 and o.gamma_t(0.9) == 1.0 and o.gamma_t(0.2) == 1.0
     assert o.gamma_t(0.0) == pytest.approx(6.0) and o.gamma_t(0.05) == pytest.approx(2 * 0.5 * (0.5 + 3.0))
     with pytest.raises(ValueError, match="schedule"):

@@ -195,8 +195,11 @@ def fiber(**o: Any) -> None:
     if "nearest_neighbour" in result.baselines:
         nn, mean = float(result.baselines["nearest_neighbour"].mean()), float(result.fiber_loss.mean())
         if mean > nn:
+            hint = "raise --gamma (or --steps / --inner-steps)"
+            if result.method == "conditional":
+                hint = "train longer (--fm-steps) or use --method ndtm"
             click.echo(
                 f"warning: the samples' mean fiber loss {mean:.4g} is above the nearest neighbour's {nn:.4g}: they are "
-                "no closer to the fiber than the reference data; raise --gamma (or --steps / --inner-steps)",
+                f"no closer to the fiber than the reference data; {hint}",
                 err=True,
             )

@@ -278,7 +278,7 @@ def conditional_fibers(
         raise ValueError(
             f"the conditional fiber model collapsed: its own samples are {gap:.2f} nats/dim likelier than real data "
             f"(max_collapse {options.max_collapse:g}), so its samples of one target are near copies, not a fiber; "
-            "lower fiber_weight (0 keeps it diverse) or use --method ndtm"
+            "lower fiber_weight (--fiber-weight; 0 keeps it diverse) or use --method ndtm"
         )
     with torch.no_grad():
         samples = model.sample(n, subject(x), generator=generator)

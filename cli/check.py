@@ -12,7 +12,7 @@ from zoo_cli.options import SEED, count
 
 # Sanity thresholds (not paper numbers): at least 60% of a prior's samples must be confidently (p >= 0.9)
 # recognized as digits by the shipped classifier (fresh simulator samples: ~100%); the autoencoder must reconstruct
-# held-out digits within RMSE 0.05 (pixel range 1) and underrate no per-channel change by more than 2x relative to
+# held-out digits within RMSE 0.05 (pixel range 1) and underrate no per-channel change by more than 2.5x relative to
 # decolorize (``channel_blindness``: 2.1 for the shipped one, 3.6 for wave 1's, trained on tied channels only, whose
 # fiber was far larger than the recolorings); the classifiers (CNN, IB-INN) must reach 95% held-out accuracy.
 # The background color KL / W2 against p(c0) are reported beside the estimator's floor, not thresholded: the shipped

@@ -1,5 +1,4 @@
-"""Checks and parts shared by the guided fiber methods: refuse a prior / subject / input combination before any
-sampling, and the optimizers of the NDTM control."""
+"""Checks shared by the fiber pipeline and NDTM: refuse a prior / subject / input combination before any sampling."""
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ import torch
 from zoo.priors import DiffusionPrior, Prior
 from zoo.subjects import Subject
 
-__all__ = ["OPTIMIZER_CLASSES", "NormalizedGD", "check_compatible", "check_subject", "input_range"]
+__all__ = ["check_compatible", "check_subject", "input_range"]
 
 
 def check_compatible(prior: Prior, subject: Subject, x: torch.Tensor | None = None) -> None:
@@ -64,27 +63,3 @@ def check_subject(subject: Subject, x: torch.Tensor) -> None:
     (g,) = torch.autograd.grad(h.float().pow(2).sum(), probe, allow_unused=True)
     if g is None or not bool(torch.isfinite(g).all()) or not bool((g != 0).any()):
         raise ValueError("the subject's output has no (finite, non-zero) gradient in its input; it cannot be guided")
-
-
-class NormalizedGD(torch.optim.Optimizer):
-    """Gradient descent with each sample's gradient scaled to unit root-mean-square over its elements.
-
-    A step moves a sample's pixels by lr on average, in proportion to their gradients: unlike Adam, which moves every
-    pixel by ~lr whatever its share of the gradient, pixels the loss barely depends on barely move.
-    """
-
-    def __init__(self, params, lr: float) -> None:
-        super().__init__(params, {"lr": lr})
-
-    @torch.no_grad()
-    def step(self, closure=None) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                rms = p.grad.flatten(1).pow(2).mean(-1).sqrt().clamp(min=1e-30)
-                p.sub_(group["lr"] * p.grad / rms.view(-1, *([1] * (p.ndim - 1))))
-
-
-OPTIMIZER_CLASSES = {"normalized": NormalizedGD, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
-"""The optimizers of the NDTM control u_t by name (``NDTMOptions.optimizer``)."""

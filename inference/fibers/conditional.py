@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from inference.fibers.metrics import subject_fiber_loss
+from inference.fibers.metrics import features, subject_fiber_loss
 from inference.fibers.registry import FiberDraws, register_fiber_method
 from inference.networks.conditional_flow import build_flow
 from inference.networks.init import reset_parameters
@@ -97,7 +97,7 @@ class FiberModelOptions:
             raise ValueError(f"fiber_weight must be a finite number >= 0, got {w!r}")
         c = self.max_collapse
         if isinstance(c, bool) or not isinstance(c, int | float) or math.isnan(c) or c <= 0:
-            raise ValueError(f"max_collapse must be a number > 0 (inf: never refuse), got {c!r}")
+            raise ValueError(f"max_collapse must be a number > 0 (a huge value never refuses), got {c!r}")
         if self.train.restarts != 1:
             raise ValueError(
                 f"the conditional fiber model trains one network; restarts must be 1, got {self.train.restarts}"
@@ -238,7 +238,7 @@ def likelihood_gap(
     """
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     x = data(n, g)
-    h = torch.cat([subject(x[i : i + 512]) for i in range(0, n, 512)])
+    h = features(subject, x)
     own = model.sample(1, h, generator=g)[0]
     dim = model.options.latent_dim
     return float((model.log_prob(own, h).mean() - model.log_prob(x, h).mean()) / dim)

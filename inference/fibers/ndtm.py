@@ -48,13 +48,36 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from inference.fibers.checks import OPTIMIZER_CLASSES, check_compatible
+from inference.fibers.checks import check_compatible
 from inference.fibers.registry import FiberDraws, register_fiber_method
 from zoo.priors import DiffusionPrior
 from zoo.subjects import Subject
 
 SCHEDULES = ("constant", "mid", "mid+end")
-OPTIMIZERS = tuple(OPTIMIZER_CLASSES)
+
+
+class NormalizedGD(torch.optim.Optimizer):
+    """Gradient descent with each sample's gradient scaled to unit root-mean-square over its elements.
+
+    A step moves a sample's pixels by lr on average, in proportion to their gradients: unlike Adam, which moves every
+    pixel by ~lr whatever its share of the gradient, pixels the loss barely depends on barely move.
+    """
+
+    def __init__(self, params, lr: float) -> None:
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure=None) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                rms = p.grad.flatten(1).pow(2).mean(-1).sqrt().clamp(min=1e-30)
+                p.sub_(group["lr"] * p.grad / rms.view(-1, *([1] * (p.ndim - 1))))
+
+
+OPTIMIZER_CLASSES = {"normalized": NormalizedGD, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+"""The optimizers of the NDTM control u_t by name (``NDTMOptions.optimizer``)."""
 
 
 @dataclass(frozen=True)
@@ -125,8 +148,8 @@ class NDTMOptions:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.optimizer not in OPTIMIZER_CLASSES:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZER_CLASSES)}, got {self.optimizer!r}")
 
     def gamma_t(self, s: float) -> float:
         """gamma_t at the normalized time s = t / T in [0, 1]."""

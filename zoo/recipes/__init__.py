@@ -72,7 +72,6 @@ class Recipe:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-DDPM_STEPS = 20000
 _DDPM_SCHEDULER = {
     "num_train_timesteps": 1000,
     "beta_schedule": "squaredcos_cap_v2",
@@ -88,7 +87,7 @@ _DDPM = Recipe(
     architecture="diffusers.UNet2DModel",
     config=COLOR_MNIST_UNET,
     variant="tied",
-    steps=DDPM_STEPS,
+    steps=20000,
     batch_size=64,
     lr=1e-3,
     warmup=200,

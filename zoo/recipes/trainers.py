@@ -62,9 +62,9 @@ def train_ddpm(recipe, sim, net, tc, ckpt, resume, progress, device):
     scheduler = DDPMScheduler.from_config(recipe.scheduler)
     abar = scheduler.alphas_cumprod.to(device)
     T = scheduler.config.num_train_timesteps
-    v_target = scheduler.config.prediction_type == "v_prediction"
     if scheduler.config.prediction_type not in ("epsilon", "v_prediction"):
         raise ValueError(f"DDPM recipes train 'epsilon' or 'v_prediction', got {scheduler.config.prediction_type!r}")
+    v_target = scheduler.config.prediction_type == "v_prediction"
     model = EMA(net, recipe.ema)
 
     def batches(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -85,7 +85,7 @@ def test_the_likelihood_gap_sees_a_collapsed_model_and_the_method_refuses_it():
         o = make_fiber_options("conditional", kw)
         model, _ = fit_fiber_model(phi, _data, options=o, generator=torch.Generator().manual_seed(0), fit_size=512)
         gaps[lam] = likelihood_gap(model, phi, _data, generator=torch.Generator().manual_seed(1))
-    assert abs(gaps[0.0]) < 0.3 and gaps[100.0] > 1.0, gaps
+    assert abs(gaps[0.0]) < 0.3 and gaps[100.0] > 1.0, gaps  # measured -0.02 and 4.3; the refusal threshold is 1
     x = _data(3, torch.Generator().manual_seed(2))
     o = make_fiber_options("conditional", kw)
     with pytest.raises(ValueError, match="collapsed.*fiber_weight"):

@@ -8,7 +8,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import simulators
 import zoo
 from inference.fibers import sample_fibers
 from inference.fibers.ndtm import NDTMOptions
@@ -16,10 +15,6 @@ from inference.results import read_fibers
 from zoo_cli.main import main
 
 pytestmark = pytest.mark.gpu
-
-
-def _targets(k: int = 4) -> torch.Tensor:
-    return simulators.get("color-mnist").sample(k, generator=torch.Generator().manual_seed(0))
 
 
 def test_prior_samples_on_cuda_match_cpu_from_the_same_noise():
